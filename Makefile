@@ -1,0 +1,55 @@
+# The book's commands. `make book` and `make test` do all the set-up on a fresh machine.
+# Reuse an existing environment with `make test VENV=/path/to/venv`.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cnnbook-installed
+VENDOR := _vendor/vendor/.stamp
+BOOK_HTML := _build/html
+
+.PHONY: help install book test lab sync bench clean
+
+help:
+	@echo "make book   build the HTML book (every notebook executed) into $(BOOK_HTML)"
+	@echo "make test   run the whole test suite (unit, property, notebooks, book build, browser)"
+	@echo "make lab    open the chapters in JupyterLab"
+	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell"
+	@echo "make bench  print the benchmark tables"
+	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
+
+install: $(STAMP) $(VENDOR)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# The offline HTML book serves require.js, the widget manager and MathJax itself.
+$(VENDOR): package.json package-lock.json tools/vendor.py
+	npm ci --no-audit --no-fund --loglevel=error
+	$(PY) tools/vendor.py
+	touch $@
+
+book: install
+	$(VENV)/bin/jupyter-book build . --builder html
+	@echo
+	@echo "The book is ready: open $(abspath $(BOOK_HTML))/index.html"
+	@echo "(or serve it: $(PY) -m http.server --bind 127.0.0.1 --directory $(BOOK_HTML) 8000)"
+
+test: install
+	$(PY) -m pytest
+
+lab: install
+	$(VENV)/bin/jupyter lab chapters/
+
+sync: install
+	$(PY) tools/sync_install_cell.py
+
+bench: install
+	$(PY) benchmarks/conv_speed.py
+	$(PY) benchmarks/notebook_times.py
+
+clean:
+	rm -rf _build _vendor node_modules .pytest_cache .hypothesis .jupyter_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

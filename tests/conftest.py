@@ -1,0 +1,43 @@
+"""Shared fixtures: the repository root and the built HTML book."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK_HTML = ROOT / "_build" / "html"
+BUILD_LOG = ROOT / "_build" / "book-build.log"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """Build the HTML book once per test session (every notebook executed) and return it.
+
+    Set ``CNNBOOK_REUSE_BOOK=1`` to reuse an existing ``_build/html`` while iterating on
+    tests locally; CI never sets it.
+    """
+    if os.environ.get("CNNBOOK_REUSE_BOOK") == "1" and (BOOK_HTML / "index.html").exists():
+        return BOOK_HTML
+    vendored = ROOT / "_vendor" / "vendor" / "requirejs" / "require.js"
+    if not vendored.exists():
+        pytest.fail(f"{vendored} is missing: run `npm ci && python tools/vendor.py` (make install)")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    BUILD_LOG.parent.mkdir(exist_ok=True)
+    # -W: a warning (broken reference, failed cell, missing file) fails the build.
+    cmd = [str(jupyter_book), "build", str(ROOT), "--builder", "html", "-W", "--keep-going"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    BUILD_LOG.write_text(result.stdout + "\n" + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-60:])
+        pytest.fail(f"jupyter-book build failed (full log in {BUILD_LOG}):\n{tail}")
+    return BOOK_HTML

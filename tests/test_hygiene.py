@@ -1,0 +1,100 @@
+"""The repository's own rules: clean notebooks, a complete table of contents, one URL."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+NAME = re.compile(r"^(\d\d|[A-Z])_[a-z0-9_]+\.ipynb$")
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return files
+
+
+def _sources(nb, kind: str) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == kind)
+
+
+def test_there_are_chapters():
+    assert len(NOTEBOOKS) >= 2, "chapters/ should hold the chapter notebooks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.outputs or c.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_in_toc_and_named_by_number(path: Path):
+    assert NAME.match(path.name), f"{path.name} should be named NN_slug.ipynb"
+    stem = path.relative_to(ROOT).with_suffix("").as_posix()
+    assert stem in _toc_files(), f"{stem} is missing from _toc.yml"
+
+
+def test_every_toc_entry_exists():
+    for entry in _toc_files():
+        matches = list(ROOT.glob(entry + ".*"))
+        assert matches, f"_toc.yml lists {entry}, but no such file exists"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_has_the_required_parts(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    text, code = _sources(nb, "markdown"), _sources(nb, "code")
+    for heading in (
+        "What you will learn",
+        "Prerequisites",
+        "## Summary",
+        "## Exercises",
+        "## Interview questions",
+    ):
+        assert heading in text, f"{path.name} has no '{heading}' section"
+    assert len(re.findall(r"^### Exercise", text, re.M)) >= 3, (
+        f"{path.name}: fewer than 3 exercises"
+    )
+    assert code.count("### BEGIN SOLUTION") >= 3, f"{path.name}: exercises need solution markers"
+    assert code.count("### BEGIN SOLUTION") == code.count("### END SOLUTION")
+    assert "check_" in code, f"{path.name}: exercises should be checked automatically"
+    assert re.search(r"^\s*assert ", code, re.M), f"{path.name}: no assert checks a claim"
+    assert ":class: dropdown" in text, f"{path.name}: interview answers should be collapsed"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+def test_install_cells_match_the_configured_repository():
+    stale = _load_tool("sync_install_cell").stale_notebooks(ROOT)
+    assert not stale, f"run `make sync`: stale install cells in {[p.name for p in stale]}"
+
+
+def test_requirements_are_ranges():
+    pinned = [
+        line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    ]
+    assert not pinned, f"requirements.txt should use ranges, not exact pins: {pinned}"
+    assert "-e ." in (ROOT / "requirements.txt").read_text()

@@ -1,0 +1,102 @@
+"""Where and how the book runs: device, seeds, the quick/full profile, offline detection.
+
+The profile is the only global setting of the library. ``quick`` (the default on a CPU,
+and in CI) keeps every training cell small but real; ``full`` (the default when CUDA is
+present) reproduces the headline results. Choose one with ``CNNBOOK_PROFILE``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import socket
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from cnnbook._checks import check_choice, check_int
+
+PROFILES = ("quick", "full")
+T = TypeVar("T")
+
+# A host that torchvision downloads datasets and weights from; if it resolves and accepts
+# a TCP connection, downloads can work.
+_PROBE_HOST = ("download.pytorch.org", 443)
+
+
+def profile() -> str:
+    """Return the active profile: ``CNNBOOK_PROFILE`` if set, else full with CUDA, else quick."""
+    chosen = os.environ.get("CNNBOOK_PROFILE", "").strip().lower()
+    if chosen:
+        return str(check_choice("CNNBOOK_PROFILE", chosen, PROFILES))
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def by_profile(quick: T, full: T) -> T:
+    """Pick the value for the active profile, e.g. ``epochs = by_profile(quick=2, full=30)``."""
+    return quick if profile() == "quick" else full
+
+
+def device(name: str | None = None) -> torch.device:
+    """The device to compute on: ``name`` or ``CNNBOOK_DEVICE`` if given, else CUDA, MPS, CPU."""
+    name = name or os.environ.get("CNNBOOK_DEVICE") or None
+    if name is not None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a device string such as 'cpu', got {name!r}")
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"name={name!r} asks for CUDA, but torch sees no CUDA device")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and torch (all devices); return a fresh NumPy Generator.
+
+    Notebooks call this once at the top so that a restart-and-run-all gives the same
+    numbers. Pass the returned generator around instead of using NumPy's global state.
+    """
+    seed = check_int("seed", seed, minimum=0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - legacy global state other code may use
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_online(timeout: float) -> bool:
+    try:
+        with socket.create_connection(_PROBE_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def is_offline(timeout: float = 2.0) -> bool:
+    """True when downloads cannot work.
+
+    ``CNNBOOK_OFFLINE=1`` forces offline (CI sets it, so no probe leaves the machine),
+    ``CNNBOOK_OFFLINE=0`` forces online; otherwise one TCP connection is tried, once per
+    process.
+    """
+    forced = os.environ.get("CNNBOOK_OFFLINE", "").strip()
+    if forced:
+        check_choice("CNNBOOK_OFFLINE", forced, ("0", "1"))
+        return forced == "1"
+    return not _probe_online(float(timeout))
+
+
+def describe() -> str:
+    """One line for the top of a notebook: profile, device, versions, and how to switch."""
+    active = profile()
+    other = "full" if active == "quick" else "quick"
+    return (
+        f"cnnbook profile: {active} | device: {device()} | torch {torch.__version__} | "
+        f"threads: {torch.get_num_threads()}  (switch with CNNBOOK_PROFILE={other})"
+    )
