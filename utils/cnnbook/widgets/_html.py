@@ -1,0 +1,124 @@
+"""Shared plumbing of the kernel-free widgets: one self-contained HTML string per figure.
+
+A kernel-free widget is Python that computes every number up front and a small script
+that only draws and navigates. The string built here carries everything inline (style,
+script, data as JSON), so it works in JupyterLab, Colab, VS Code and the static HTML book
+without a kernel, a CDN or a module loader.
+
+Layout of the string::
+
+    <div class="cnnbook-widget cnnbook-NAME" data-widget="NAME" id="..." role="figure">
+      <style>...</style>                                       the widget's .css file
+      <script type="application/json" data-role="widget-data">...</script>
+      <p data-role="no-js">...</p>                              hidden once the script runs
+      <script>(function () { ... the widget's .js file ...; ENTRY(root, data); })();</script>
+    </div>
+
+The .js file declares one function ``ENTRY(root, data)``; wrapping the file in a
+function expression keeps that name (and everything else) out of the page's globals, so
+several widgets, or the same one twice, can share a page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from importlib import resources
+
+__all__ = ["json_for_script", "new_element_id", "read_asset", "render_widget"]
+
+_NO_JS_TEXT = (
+    "This interactive figure needs JavaScript. Run the cell in Jupyter, Colab or VS Code "
+    "(in a trusted notebook), or read it in the HTML version of the book."
+)
+
+
+def read_asset(name: str) -> str:
+    """Text of a file shipped in the ``cnnbook.widgets`` package, e.g. ``"sliding_kernel.js"``."""
+    if not isinstance(name, str) or "/" in name or "\\" in name:
+        raise ValueError(f"name must be a plain file name inside cnnbook/widgets, got {name!r}")
+    text = resources.files("cnnbook.widgets").joinpath(name).read_text(encoding="utf-8")
+    # A literal "</script" or "</style" would end the inline element early.
+    if re.search(r"</(script|style)", text, flags=re.IGNORECASE):
+        raise ValueError(f"{name} must not contain '</script' or '</style'")
+    if not text.isascii():
+        raise ValueError(f"{name} must be ASCII (write other characters as \\u escapes)")
+    return text
+
+
+def new_element_id(prefix: str) -> str:
+    """A page-unique element id such as ``cnnbook-sliding-kernel-3f2a9c1b0d4e``.
+
+    Random rather than counted: two notebooks rendered into one page (or one output shown
+    twice) must still get distinct ids.
+    """
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", prefix):
+        raise ValueError(f"prefix must start with a letter and use [A-Za-z0-9_-], got {prefix!r}")
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def json_for_script(data: object) -> str:
+    """``data`` as JSON that is safe inside ``<script type="application/json">``.
+
+    Escapes ``<``, ``>`` and ``&`` so that no string in the data (a title, say) can close
+    the script element, and every non-ASCII character, so the page's encoding does not
+    matter; NaN and infinity are refused because JSON cannot carry them.
+    """
+    text = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_widget(
+    *,
+    widget: str,
+    data: object,
+    label: str,
+    js_file: str,
+    css_file: str,
+    entry: str,
+) -> str:
+    """Wrap a widget's style, data and script into one self-contained HTML string.
+
+    widget: the name used in ``data-widget`` and the CSS class ``cnnbook-<widget>``;
+    data: JSON-serialisable numbers the script renders; label: the figure's aria-label;
+    js_file / css_file: file names in this package; entry: the function the .js file
+    declares, called as ``entry(root, data)``.
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", widget):
+        raise ValueError(f"widget must be lower-case letters, digits and '-', got {widget!r}")
+    if not re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", entry):
+        raise ValueError(f"entry must be a JavaScript identifier, got {entry!r}")
+    css, js = read_asset(css_file), read_asset(js_file)
+    # ASCII only (non-ASCII label characters as &#...; references): a page served without
+    # a charset must still show the same text.
+    label = html.escape(label, quote=True).encode("ascii", "xmlcharrefreplace").decode("ascii")
+    element_id = new_element_id(f"cnnbook-{widget}")
+    payload = json_for_script(data)
+    # The script finds its root as its own ancestor (right even if a front end copies the
+    # output, ids and all), else by id (document.currentScript is null in some front
+    # ends), and runs at most once per root, should a front end re-run it.
+    boot = (
+        "(function () {\n"
+        '"use strict";\n'
+        "var me = document.currentScript;\n"
+        f"var root = (me && me.closest && me.closest('[data-widget=\"{widget}\"]')) ||\n"
+        f'  document.getElementById("{element_id}");\n'
+        "if (!root || root.getAttribute('data-ready') === 'true') { return; }\n"
+        "root.setAttribute('data-ready', 'true');\n"
+        "var data = JSON.parse("
+        "root.querySelector('script[data-role=\"widget-data\"]').textContent);\n"
+        f"{js}\n"
+        f"{entry}(root, data);\n"
+        "})();"
+    )
+    return (
+        f'<div class="cnnbook-widget cnnbook-{widget}" data-widget="{widget}" '
+        f'id="{element_id}" role="figure" aria-label="{label}">\n'
+        f"<style>\n{css}\n</style>\n"
+        f'<script type="application/json" data-role="widget-data">{payload}</script>\n'
+        f'<p class="cnnbook-no-js" data-role="no-js">{html.escape(_NO_JS_TEXT)}</p>\n'
+        f"<script>\n{boot}\n</script>\n"
+        "</div>"
+    )
