@@ -1,0 +1,346 @@
+"""Property and bad-input tests of cnnbook.numpy_ops against torch and scipy (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnbook.numpy_ops import (
+    avg_pool2d,
+    conv2d,
+    conv2d_im2col,
+    conv2d_loops,
+    convolve2d,
+    correlate2d,
+    im2col,
+    max_pool2d,
+    output_size,
+    pad2d,
+)
+
+TOL = 1e-9  # float64 against float64: only summation order differs
+
+
+def max_err(ours: np.ndarray, theirs: torch.Tensor | np.ndarray) -> float:
+    theirs = theirs.numpy() if isinstance(theirs, torch.Tensor) else theirs
+    assert ours.shape == theirs.shape, f"shape {ours.shape} != reference {theirs.shape}"
+    return float(np.max(np.abs(ours - theirs), initial=0.0))
+
+
+def as_arg(pair: tuple[int, int]) -> int | tuple[int, int]:
+    """Pass equal pairs as a plain int, so both spellings of an argument get exercised."""
+    return pair[0] if pair[0] == pair[1] else pair
+
+
+def pairs(lo: int, hi: int) -> st.SearchStrategy[tuple[int, int]]:
+    return st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+
+
+def fitting_size(draw, k: int, padding: int, dilation: int, max_size: int) -> int:
+    """An input length in which the dilated kernel fits after padding."""
+    lo = max(1, dilation * (k - 1) + 1 - 2 * padding)
+    return draw(st.integers(lo, max(lo, max_size)))
+
+
+@st.composite
+def conv_cases(draw, max_batch=3, max_size=12, max_kernel=4, max_dilation=3):
+    """A valid random convolution: arrays x, weight, bias (or None) and keyword arguments."""
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    k = draw(pairs(1, max_kernel))
+    stride, padding = draw(pairs(1, 3)), draw(pairs(0, 2))
+    dilation = draw(pairs(1, max_dilation))
+    H = fitting_size(draw, k[0], padding[0], dilation[0], max_size)
+    W = fitting_size(draw, k[1], padding[1], dilation[1], max_size)
+    N = draw(st.integers(1, max_batch))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((N, c_in, H, W))
+    weight = rng.standard_normal((c_out, c_in // groups, *k))
+    bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
+    kwargs = dict(
+        stride=as_arg(stride), padding=as_arg(padding), dilation=as_arg(dilation), groups=groups
+    )
+    return x, weight, bias, kwargs
+
+
+def torch_conv(x, weight, bias, kwargs) -> torch.Tensor:
+    b = None if bias is None else torch.from_numpy(bias)
+    return F.conv2d(torch.from_numpy(x), torch.from_numpy(weight), b, **kwargs)
+
+
+# ----------------------------------------------------------------------------- convolution
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(conv_cases())
+def test_conv2d_im2col_matches_torch(case):
+    x, weight, bias, kwargs = case
+    out = conv2d_im2col(x, weight, bias, **kwargs)
+    assert out.dtype == np.float64
+    assert out.flags.c_contiguous
+    assert max_err(out, torch_conv(x, weight, bias, kwargs)) <= TOL
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(conv_cases(max_batch=2, max_size=7, max_kernel=3, max_dilation=2))
+def test_conv2d_loops_matches_torch(case):
+    x, weight, bias, kwargs = case
+    out = conv2d_loops(x, weight, bias, **kwargs)
+    assert out.dtype == np.float64
+    assert max_err(out, torch_conv(x, weight, bias, kwargs)) <= TOL
+
+
+def test_conv2d_is_im2col_and_keeps_float32():
+    assert conv2d is conv2d_im2col
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 9, 9), dtype=np.float32)
+    w = rng.standard_normal((6, 2, 3, 3), dtype=np.float32)
+    b = rng.standard_normal(6, dtype=np.float32)
+    fast = conv2d(x, w, b, padding=1, groups=2)
+    slow = conv2d_loops(x, w, b, padding=1, groups=2)
+    assert fast.dtype == slow.dtype == np.float32, "float32 in should give float32 out"
+    ref = F.conv2d(*map(torch.from_numpy, (x, w, b)), padding=1, groups=2)
+    assert max_err(fast, ref) < 1e-4 and max_err(slow, ref) < 1e-4
+
+
+def test_integer_inputs_give_float64():
+    x = np.arange(16).reshape(1, 1, 4, 4)
+    w = np.ones((1, 1, 2, 2), dtype=np.int32)
+    out = conv2d(x, w)
+    assert out.dtype == np.float64
+    assert out[0, 0, 0, 0] == 0 + 1 + 4 + 5
+
+
+# ----------------------------------------------------------------------------- im2col
+
+
+@st.composite
+def unfold_cases(draw):
+    k, stride = draw(pairs(1, 4)), draw(pairs(1, 3))
+    padding, dilation = draw(pairs(0, 2)), draw(pairs(1, 3))
+    H = fitting_size(draw, k[0], padding[0], dilation[0], 12)
+    W = fitting_size(draw, k[1], padding[1], dilation[1], 12)
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), H, W)
+    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
+    kwargs = dict(
+        kernel_size=as_arg(k),
+        stride=as_arg(stride),
+        padding=as_arg(padding),
+        dilation=as_arg(dilation),
+    )
+    return x, kwargs
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(unfold_cases())
+def test_im2col_matches_unfold(case):
+    x, kwargs = case
+    assert max_err(im2col(x, **kwargs), F.unfold(torch.from_numpy(x), **kwargs)) == 0.0
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+@st.composite
+def pool_cases(draw):
+    k = draw(pairs(1, 4))
+    stride = draw(st.one_of(st.none(), pairs(1, 3).map(as_arg)))
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    H = fitting_size(draw, k[0], padding[0], 1, 12)
+    W = fitting_size(draw, k[1], padding[1], 1, 12)
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W)
+    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
+    return x, dict(kernel_size=as_arg(k), stride=stride, padding=as_arg(padding))
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(pool_cases())
+def test_max_pool2d_matches_torch(case):
+    x, kwargs = case
+    out = max_pool2d(x, **kwargs)
+    assert out.dtype == np.float64
+    assert max_err(out, F.max_pool2d(torch.from_numpy(x), **kwargs)) == 0.0
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(pool_cases(), st.booleans())
+def test_avg_pool2d_matches_torch(case, count_include_pad):
+    x, kwargs = case
+    out = avg_pool2d(x, count_include_pad=count_include_pad, **kwargs)
+    ref = F.avg_pool2d(torch.from_numpy(x), count_include_pad=count_include_pad, **kwargs)
+    assert out.dtype == np.float64
+    assert max_err(out, ref) <= TOL
+
+
+def test_pooling_keeps_float32():
+    x = np.random.default_rng(1).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    assert max_pool2d(x, 2).dtype == np.float32
+    assert avg_pool2d(x, 3, stride=1, padding=1).dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- single image
+
+
+@st.composite
+def image_cases(draw):
+    mode = draw(st.sampled_from(["valid", "same", "full"]))
+    H, W = draw(pairs(1, 10))
+    if mode == "valid":
+        k = (draw(st.integers(1, min(H, 5))), draw(st.integers(1, min(W, 5))))
+    elif mode == "same":
+        k = (draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 3, 5])))
+    else:
+        k = draw(pairs(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.standard_normal((H, W)), rng.standard_normal(k), mode
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(image_cases())
+def test_correlate2d_and_convolve2d_match_scipy(case):
+    image, kernel, mode = case
+    ref_corr = scipy.signal.correlate2d(image, kernel, mode)
+    ref_conv = scipy.signal.convolve2d(image, kernel, mode)
+    assert max_err(correlate2d(image, kernel, mode), ref_corr) <= TOL
+    assert max_err(convolve2d(image, kernel, mode), ref_conv) <= TOL
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(image_cases())
+def test_convolution_is_correlation_with_flipped_kernel(case):
+    image, kernel, mode = case
+    flipped = np.flip(kernel, axis=(0, 1))
+    assert max_err(convolve2d(image, kernel, mode), correlate2d(image, flipped, mode)) == 0.0
+
+
+def test_convolve2d_differs_from_correlate2d_for_asymmetric_kernel():
+    image = np.zeros((5, 5))
+    image[2, 2] = 1.0  # an impulse: convolution copies the kernel, correlation flips it
+    kernel = np.arange(9.0).reshape(3, 3)
+    assert np.array_equal(convolve2d(image, kernel, "same")[1:4, 1:4], kernel)
+    assert np.array_equal(correlate2d(image, kernel, "same")[1:4, 1:4], kernel[::-1, ::-1])
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.integers(1, 12), st.integers(1, 5), st.integers(1, 3), st.integers(0, 2), st.integers(1, 3)
+)
+def test_output_size_matches_torch(size, k, stride, padding, dilation):
+    x, w = torch.zeros(1, 1, size, 1), torch.zeros(1, 1, k, 1)
+    fits = dilation * (k - 1) + 1 <= size + 2 * padding
+    if fits:
+        ref = F.conv2d(x, w, stride=stride, padding=(padding, 0), dilation=dilation).shape[2]
+        assert output_size(size, k, stride, padding, dilation) == ref
+    else:
+        with pytest.raises(RuntimeError):
+            F.conv2d(x, w, stride=stride, padding=(padding, 0), dilation=dilation)
+        with pytest.raises(ValueError, match="kernel_size"):
+            output_size(size, k, stride, padding, dilation)
+
+
+def test_pad2d():
+    x = np.arange(6.0).reshape(1, 2, 3)
+    out = pad2d(x, (1, 2))
+    assert out.shape == (1, 4, 7)
+    assert np.array_equal(out[:, 1:-1, 2:-2], x) and out.sum() == x.sum()
+    assert pad2d(x, 0) is x, "zero padding should not copy"
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+X = np.zeros((1, 4, 5, 5))
+W = np.zeros((2, 4, 3, 3))
+IMG, KER = np.zeros((5, 5)), np.zeros((3, 3))
+CONVS = [conv2d_loops, conv2d_im2col]
+
+# (function, args, kwargs, error type, regex the message must match)
+CONV_BAD = {
+    "x-not-array": ((X.tolist(), W), {}, TypeError, r"\bx\b"),
+    "weight-tensor": ((X, torch.zeros(2, 4, 3, 3)), {}, TypeError, "weight"),
+    "x-string-dtype": ((X.astype(str), W), {}, TypeError, r"\bx\b"),
+    "x-ndim": ((X[0], W), {}, ValueError, r"\bx\b"),
+    "weight-ndim": ((X, W[0]), {}, ValueError, "weight"),
+    "channel-mismatch": ((X, W[:, :3]), {}, ValueError, r"weight.*= 3 input channels.*x has 4"),
+    "c_in-groups": ((X, np.zeros((3, 1, 3, 3))), {"groups": 3}, ValueError, "groups.*C_in=4"),
+    "c_out-groups": ((X, np.zeros((3, 2, 3, 3))), {"groups": 2}, ValueError, "groups.*C_out=3"),
+    "groups-zero": ((X, W), {"groups": 0}, ValueError, "groups"),
+    "groups-float": ((X, W), {"groups": 1.0}, TypeError, "groups"),
+    "stride-zero": ((X, W), {"stride": 0}, ValueError, "stride"),
+    "stride-pair-zero": ((X, W), {"stride": (1, 0)}, ValueError, r"stride\[1\]"),
+    "stride-triple": ((X, W), {"stride": (1, 1, 1)}, ValueError, "stride"),
+    "stride-float": ((X, W), {"stride": 1.5}, TypeError, "stride"),
+    "dilation-zero": ((X, W), {"dilation": 0}, ValueError, "dilation"),
+    "padding-negative": ((X, W), {"padding": -1}, ValueError, "padding"),
+    "padding-bool": ((X, W), {"padding": True}, TypeError, "padding"),
+    "kernel-too-big": ((X, np.zeros((2, 4, 6, 3))), {}, ValueError, "weight.*larger"),
+    "dilated-too-big": ((X, W), {"dilation": (1, 3)}, ValueError, "weight.*larger"),
+    "bias-shape": ((X, W, np.zeros(3)), {}, ValueError, r"bias.*\(2,\)"),
+    "bias-list": ((X, W, [0.0, 0.0]), {}, TypeError, "bias"),
+}
+
+
+@pytest.mark.parametrize("conv", CONVS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("case", CONV_BAD.values(), ids=CONV_BAD.keys())
+def test_conv_rejects_bad_arguments(conv, case):
+    args, kwargs, error, message = case
+    with pytest.raises(error, match=message):
+        conv(*args, **kwargs)
+
+
+OTHER_BAD = {
+    "im2col-x-ndim": (im2col, (X[0], 3), {}, ValueError, r"\bx\b"),
+    "im2col-x-list": (im2col, (X.tolist(), 3), {}, TypeError, r"\bx\b"),
+    "im2col-kernel-zero": (im2col, (X, 0), {}, ValueError, "kernel_size"),
+    "im2col-kernel-float": (im2col, (X, 2.0), {}, TypeError, "kernel_size"),
+    "im2col-kernel-too-big": (im2col, (X, 6), {}, ValueError, "kernel_size"),
+    "im2col-stride-zero": (im2col, (X, 3), {"stride": 0}, ValueError, "stride"),
+    "im2col-padding-negative": (im2col, (X, 3), {"padding": (0, -1)}, ValueError, "padding"),
+    "im2col-dilation-zero": (im2col, (X, 3), {"dilation": 0}, ValueError, "dilation"),
+    "output_size-too-small": (output_size, (3, 5), {}, ValueError, "kernel_size"),
+    "output_size-size-str": (output_size, ("3", 2), {}, TypeError, "size"),
+    "output_size-kernel-zero": (output_size, (3, 0), {}, ValueError, "kernel_size"),
+    "output_size-stride-zero": (output_size, (3, 2, 0), {}, ValueError, "stride"),
+    "output_size-padding-negative": (output_size, (3, 2, 1, -1), {}, ValueError, "padding"),
+    "output_size-dilation-zero": (output_size, (3, 2, 1, 0, 0), {}, ValueError, "dilation"),
+    "max_pool-x-list": (max_pool2d, (X.tolist(), 2), {}, TypeError, r"\bx\b"),
+    "max_pool-x-ndim": (max_pool2d, (X[0], 2), {}, ValueError, r"\bx\b"),
+    "max_pool-kernel-zero": (max_pool2d, (X, 0), {}, ValueError, "kernel_size"),
+    "max_pool-kernel-too-big": (max_pool2d, (X, 6), {}, ValueError, "kernel_size"),
+    "max_pool-stride-zero": (max_pool2d, (X, 2), {"stride": 0}, ValueError, "stride"),
+    "max_pool-padding-half": (max_pool2d, (X, 3), {"padding": 2}, ValueError, "padding"),
+    "max_pool-padding-float": (max_pool2d, (X, 3), {"padding": 1.0}, TypeError, "padding"),
+    "avg_pool-padding-half": (avg_pool2d, (X, (4, 2)), {"padding": (1, 2)}, ValueError, "padding"),
+    "avg_pool-kernel-too-big": (avg_pool2d, (X, (2, 7)), {}, ValueError, "kernel_size"),
+    "avg_pool-count_include_pad": (
+        avg_pool2d,
+        (X, 2),
+        {"count_include_pad": "yes"},
+        TypeError,
+        "count_include_pad",
+    ),
+    "correlate-mode": (correlate2d, (IMG, KER, "circular"), {}, ValueError, "mode"),
+    "convolve-mode": (convolve2d, (IMG, KER), {"mode": "SAME"}, ValueError, "mode"),
+    "convolve-same-even": (convolve2d, (IMG, KER[:2], "same"), {}, ValueError, "kernel"),
+    "correlate-valid-too-big": (correlate2d, (IMG, np.zeros((6, 1))), {}, ValueError, "kernel"),
+    "correlate-image-ndim": (correlate2d, (X, KER), {}, ValueError, "image"),
+    "convolve-kernel-list": (convolve2d, (IMG, [[1.0]]), {}, TypeError, "kernel"),
+    "convolve-kernel-empty": (convolve2d, (IMG, np.zeros((0, 2))), {}, ValueError, "kernel"),
+    "pad2d-padding-negative": (pad2d, (IMG, -1), {}, ValueError, "padding"),
+    "pad2d-x-1d": (pad2d, (IMG[0], 1), {}, ValueError, r"\bx\b"),
+}
+
+
+@pytest.mark.parametrize("case", OTHER_BAD.values(), ids=OTHER_BAD.keys())
+def test_other_functions_reject_bad_arguments(case):
+    func, args, kwargs, error, message = case
+    with pytest.raises(error, match=message):
+        func(*args, **kwargs)
