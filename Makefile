@@ -7,12 +7,13 @@ STAMP := $(VENV)/.cnnbook-installed
 VENDOR := _vendor/vendor/.stamp
 BOOK_HTML := _build/html
 
-.PHONY: help install book test lab sync bench clean
+.PHONY: help install book test lab sync assignments bench clean
 
 help:
 	@echo "make book   build the HTML book (every notebook executed) into $(BOOK_HTML)"
 	@echo "make test   run the whole test suite (unit, property, notebooks, book build, browser)"
 	@echo "make lab    open the chapters in JupyterLab"
+	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
 	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell"
 	@echo "make bench  print the benchmark tables"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
@@ -45,6 +46,9 @@ lab: install
 
 sync: install
 	$(PY) tools/sync_install_cell.py
+
+assignments: install
+	$(PY) tools/make_assignments.py --out _build/assignments
 
 bench: install
 	$(PY) benchmarks/conv_speed.py
