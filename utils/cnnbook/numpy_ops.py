@@ -24,6 +24,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnbook._checks import check_array, check_choice, check_int, check_pair
+from cnnbook.arith import _conv_length
+from cnnbook.arith import conv_output_size as output_size
 
 __all__ = [
     "avg_pool2d",
@@ -43,34 +45,10 @@ IntOrPair = int | tuple[int, int]
 
 # ----------------------------------------------------------------------------- arithmetic
 
-
-def _fit(size: int, k: int, stride: int, padding: int, dilation: int, name: str) -> int:
-    """Output length along one axis; ValueError naming ``name`` if the kernel does not fit."""
-    span = dilation * (k - 1) + 1  # extent of the dilated kernel
-    padded = size + 2 * padding
-    if span > padded:
-        raise ValueError(
-            f"{name}: kernel of size {k} (dilation {dilation}, span {span}) is larger than "
-            f"the padded input of size {padded} (input {size} + 2 * padding {padding})"
-        )
-    return (padded - span) // stride + 1
-
-
-def output_size(
-    size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
-) -> int:
-    """Length of a convolution or pooling output along one axis.
-
-    ``floor((size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1``.
-    Raises ValueError (naming ``kernel_size``) when the result would be < 1, i.e. when the
-    dilated kernel does not fit in the padded input.
-    """
-    size = check_int("size", size, minimum=0)
-    kernel_size = check_int("kernel_size", kernel_size, minimum=1)
-    stride = check_int("stride", stride, minimum=1)
-    padding = check_int("padding", padding, minimum=0)
-    dilation = check_int("dilation", dilation, minimum=1)
-    return _fit(size, kernel_size, stride, padding, dilation, "kernel_size")
+# The output-size formula lives in cnnbook.arith (one place for the book's arithmetic);
+# ``output_size`` is its ``conv_output_size``, and ``_fit`` the unchecked core that names
+# the offending argument.
+_fit = _conv_length
 
 
 # ----------------------------------------------------------------------------- helpers
