@@ -6,6 +6,8 @@
   on the build machines and no network beyond 127.0.0.1.
 - ``PageRecorder``: records every request, console error and page error of a page;
   ``assert_clean()`` fails on any of them.
+- ``write_page(directory, fragments)``: a bare HTML page holding widget HTML strings.
+- ``KNOWN_BOOK_ERRORS``: console errors of the book's theme, for ``PageRecorder``.
 
 Usage::
 
@@ -44,6 +46,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LOCAL_HOSTS = {"127.0.0.1"}
+# Errors of the book's theme, not of any widget (remove an entry once pages load without it):
+# - Jupyter Book 1 here (sphinx-thebe 0.3.1 on Sphinx 7.4) writes the inline script
+#   `const THEBE_JS_URL = ...` twice into every page, so the second copy throws;
+# - pydata-sphinx-theme logs this on a first visit, when no light/dark choice is stored yet.
+KNOWN_BOOK_ERRORS = (
+    r"Identifier 'THEBE_JS_URL' has already been declared",
+    r"^Got invalid theme mode: \. Resetting to auto\.$",
+)
 IGNORED_SCHEMES = {"data", "about", "blob"}
 
 
@@ -89,6 +99,18 @@ def launch_chromium(playwright, user_data_dir: Path):
         args=CHROMIUM_ARGS,
         viewport={"width": 1200, "height": 900},
     )
+
+
+def write_page(directory: Path, fragments: list[str], title: str = "widget test") -> Path:
+    """Write ``directory/index.html``: a bare page with the HTML ``fragments`` in order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head><body>\n" + "\n".join(fragments) + "\n</body></html>\n"
+    )
+    path = directory / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def is_local(url: str) -> bool:
