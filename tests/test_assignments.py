@@ -62,8 +62,9 @@ def _setup_and_exercises(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cells, keep, in_exercises = nb.cells, [], False
     setup_end = next(i for i, c in enumerate(cells) if "seed_everything(" in c.source)
     for i, cell in enumerate(cells):
-        if cell.cell_type == "markdown" and cell.source.startswith("## "):
-            in_exercises = cell.source.startswith("## Exercises")
+        headings = [line for line in cell.source.splitlines() if line.startswith("## ")]
+        if cell.cell_type == "markdown" and headings:
+            in_exercises = headings[-1].startswith("## Exercises")
         if cell.cell_type == "code" and (0 < i <= setup_end or in_exercises):
             keep.append(cell)
     nb.cells = keep
