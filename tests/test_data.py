@@ -439,3 +439,17 @@ def test_crop_patch_copies_the_window():
 def test_bad_inputs_name_the_argument(call, error, name):
     with pytest.raises(error, match=name):
         call()
+
+
+def test_photo_as_float_scales_and_validates():
+    from cnnbook.data import photo_as_float
+
+    rgb = np.array([[[0, 128, 255]]], dtype=np.uint8)
+    assert np.allclose(photo_as_float(rgb), [[[0.0, 128 / 255, 1.0]]])
+    assert photo_as_float(np.full((2, 2), 0.5)).dtype == np.float64
+    with pytest.raises(ValueError, match="image"):
+        photo_as_float(np.zeros((2, 2, 4)))
+    with pytest.raises(ValueError, match="float"):
+        photo_as_float(np.full((2, 2), 1.5))
+    with pytest.raises(TypeError, match="image"):
+        photo_as_float([[0.1]])

@@ -649,11 +649,11 @@ def sample_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """Grey levels of a photo by ITU-R 601-2 luma (0.299 R + 0.587 G + 0.114 B).
+def photo_as_float(image: np.ndarray) -> np.ndarray:
+    """Validate a photo and scale it to floats.
 
     image: (H, W) or (H, W, 3), integers in [0, 255] or floats in [0, 1].
-    Returns (H, W) float64 in [0, 1].
+    Returns the same shape as float64 in [0, 1].
     """
     image = check_array("image", image)
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
@@ -661,11 +661,19 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if np.issubdtype(image.dtype, np.integer):
         if image.size and (image.min() < 0 or image.max() > 255):
             raise ValueError("image of integer dtype must hold values in [0, 255]")
-        values = image / 255.0
-    else:
-        if not np.all(np.isfinite(image)) or (image.size and (image.min() < 0 or image.max() > 1)):
-            raise ValueError("image of float dtype must hold finite values in [0, 1]")
-        values = image.astype(np.float64)
+        return image / 255.0
+    if not np.all(np.isfinite(image)) or (image.size and (image.min() < 0 or image.max() > 1)):
+        raise ValueError("image of float dtype must hold finite values in [0, 1]")
+    return image.astype(np.float64)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Grey levels of a photo by ITU-R 601-2 luma (0.299 R + 0.587 G + 0.114 B).
+
+    image: (H, W) or (H, W, 3), integers in [0, 255] or floats in [0, 1].
+    Returns (H, W) float64 in [0, 1].
+    """
+    values = photo_as_float(image)
     gray = values if values.ndim == 2 else values @ _LUMA_601
     return np.clip(gray, 0.0, 1.0)  # the weights sum to 1 only up to rounding
 
