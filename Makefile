@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # The offline HTML book serves require.js, the widget manager and MathJax itself.
-$(VENDOR): package.json package-lock.json tools/vendor.py
+$(VENDOR): package.json package-lock.json tools/vendor.py $(wildcard tools/static/*)
 	npm ci --no-audit --no-fund --loglevel=error
 	$(PY) tools/vendor.py
 	touch $@

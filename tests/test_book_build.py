@@ -68,3 +68,24 @@ def test_math_uses_the_vendored_mathjax(built_book: Path):
 def test_sliding_kernel_widget_is_in_chapter_2(built_book: Path):
     html = (built_book / "chapters" / "02_convolution_operation.html").read_text()
     assert 'data-widget="sliding-kernel"' in html
+
+
+def test_no_page_repeats_a_script(built_book: Path):
+    """A repeated inline `const` declaration throws in the browser (see book_fixes.py)."""
+    for chapter in ["intro", *_chapters()]:
+        html = (built_book / f"{chapter}.html").read_text()
+        head = html.split("</head>", 1)[0]
+        scripts = re.findall(r"<script[^>]*>.*?</script>", head, re.S)
+        repeated = {s[:80] for s in scripts if scripts.count(s) > 1}
+        assert not repeated, f"{chapter}: scripts included twice: {sorted(repeated)}"
+
+
+def test_widget_manager_finds_its_fonts(built_book: Path):
+    """The ipywidgets manager loads icon fonts relative to a path we set, not the page."""
+    shim = (built_book / "_static" / "vendor" / "widgets-assets-path.js").read_text()
+    assert "__jupyter_widgets_assets_path__" in shim
+    for chapter in _chapters():
+        html = (built_book / f"{chapter}.html").read_text()
+        if "_static/vendor/html-manager/embed-amd.js" in html:
+            shim_at = html.index("_static/vendor/widgets-assets-path.js")
+            assert shim_at < html.index("_static/vendor/requirejs/require.js"), chapter

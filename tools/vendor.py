@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "node_modules"
 DEST = ROOT / "_vendor" / "vendor"
 
-# (source inside node_modules, destination inside _vendor/vendor)
+# (source inside node_modules, or tools/static/ for our own shims; destination inside
+# _vendor/vendor)
 COPIES = [
+    ("widgets-assets-path.js", "widgets-assets-path.js"),
     ("requirejs/require.js", "requirejs/require.js"),
     ("@jupyter-widgets/html-manager/dist", "html-manager"),
     ("mathjax/es5", "mathjax"),
@@ -34,7 +36,8 @@ def main() -> int:
     if DEST.exists():
         shutil.rmtree(DEST)
     for src_rel, dst_rel in COPIES:
-        src, dst = NODE / src_rel, DEST / dst_rel
+        own = ROOT / "tools" / "static" / src_rel
+        src, dst = (own if own.exists() else NODE / src_rel), DEST / dst_rel
         if not src.exists():
             print(f"error: {src} is missing; run `npm ci` again", file=sys.stderr)
             return 1

@@ -1,13 +1,21 @@
 """Small Sphinx fixes for the published book, loaded through ``_config.yml``.
 
-- sphinx-thebe registers its inline configuration script once per build pass, and a
-  page that declares ``const THEBE_JS_URL`` twice throws in the browser. Identical
-  scripts are dropped from each page's context.
+- sphinx-thebe and sphinx-togglebutton register inline scripts with
+  ``app.add_js_file(None, body=...)`` after the HTML builder has already copied its
+  registry, where the same script sits with filename ``''``. Sphinx then sees two
+  different assets and writes both, and a page that declares ``const THEBE_JS_URL``
+  twice throws in the browser. Identical scripts are dropped from each page.
 - pydata-sphinx-theme reads the colour mode from a template variable that Jupyter Book
   leaves empty, which logs "invalid theme mode" on a first visit; it defaults to "auto".
 """
 
 from __future__ import annotations
+
+
+def _script_key(script) -> tuple:
+    attributes = getattr(script, "attributes", {})
+    filename = getattr(script, "filename", script) or ""
+    return str(filename), getattr(script, "priority", 500), tuple(sorted(attributes.items()))
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -16,20 +24,23 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
         return
     seen, unique = set(), []
     for script in scripts:
-        key = (str(script), repr(sorted(getattr(script, "attributes", {}).items())))
+        key = _script_key(script)
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    # In place: the list is the builder's own, and handlers that run after this one
+    # (myst-nb adds the widget scripts) append to it.
+    scripts[:] = unique
 
 
 def _default_mode(app, pagename, templatename, context, doctree) -> None:
-    context.setdefault("default_mode", "auto")
-    if not context["default_mode"]:
+    if not context.get("default_mode"):
         context["default_mode"] = "auto"
 
 
 def setup(app):
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
-    app.connect("html-page-context", _default_mode)
+    # html-page-context is emitted with emit_firstresult: a handler that returns a
+    # template name stops the rest, so these run early (before the default 500).
+    app.connect("html-page-context", _dedupe_scripts, priority=100)
+    app.connect("html-page-context", _default_mode, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
