@@ -1,5 +1,14 @@
-"""Reusable pieces of the headless-Chromium tests of the kernel-free widgets.
+"""Reusable pieces of the tests of the kernel-free widgets (tests/test_widget_*.py and
+tests/test_browser_*.py). The fixtures ``browser_context`` and ``one_thread`` live in
+conftest.py.
 
+The widget HTML string, no browser:
+- ``embedded_data(html)``: the JSON payload of the one widget in ``html``.
+- ``widget_script(html)``: the script the widget runs (base.js and its own .js).
+- ``assert_self_contained(html, widget, entry)``: no external resources, ASCII, one root,
+  one data script, style and script inline; returns the payload.
+
+Headless Chromium:
 - ``require_chromium()``: path of Debian's Chromium; skips locally, fails under CI.
 - ``serve_directory(root)``: a background HTTP server on 127.0.0.1, yields its base URL.
 - ``launch_chromium(playwright, user_data_dir)``: a browser context with the flags that work
@@ -7,17 +16,23 @@
 - ``PageRecorder``: records every request, console error and page error of a page;
   ``assert_clean()`` fails on any of them.
 - ``write_page(directory, fragments)``: a bare HTML page holding widget HTML strings.
-- ``KNOWN_BOOK_ERRORS``: console errors of the book's theme, for ``PageRecorder``.
+- ``checked_page(context, site, path)``: serve and open a page; at the end of the block
+  fail on any error or request outside 127.0.0.1 (``PageRecorder``).
+- ``widget_page(context, directory, fragments)``: ``write_page`` + ``checked_page``, and
+  no widget helper may leak into the page's globals.
+- ``checked_book_page(context, book, path)``: ``checked_page`` on a page of the built book,
+  tolerating only ``KNOWN_BOOK_ERRORS`` (console errors of the book's theme).
+- ``skip_unless_in_book(book, path)``: skip while a chapter is not in the built book yet.
+- ``ready_widget(page, selector)``: the first widget matching ``selector`` once its script
+  has started, and its JSON payload.
+- ``widget_data(root)``: the JSON payload of a widget on a page (a Playwright locator).
 
 Usage::
 
-    with serve_directory(tmp_path) as base, sync_playwright() as pw:
-        context = launch_chromium(pw, tmp_path / "profile")
-        page = context.new_page()
-        rec = PageRecorder(page)
-        page.goto(f"{base}/page.html")
-        ...
-        rec.assert_clean()
+    def test_figure(browser_context, tmp_path):
+        with widget_page(browser_context, tmp_path / "site", [Figure().to_html()]) as page:
+            root = page.locator('[data-widget="figure"]').first
+            ...
 """
 
 from __future__ import annotations
@@ -25,14 +40,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import json
 import os
 import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+
+from cnnbook.widgets._html import read_asset
+
+if TYPE_CHECKING:  # Playwright is only needed once a browser test runs
+    from playwright.sync_api import BrowserContext, Locator, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -55,6 +77,61 @@ KNOWN_BOOK_ERRORS = (
     r"^Got invalid theme mode: \. Resetting to auto\.$",
 )
 IGNORED_SCHEMES = {"data", "about", "blob"}
+# Whatever widget HTML holds, it must not load anything from elsewhere.
+FORBIDDEN_IN_WIDGET_HTML = (
+    "http://",
+    "https://",
+    "src=",
+    "require(",
+    "<link",
+    "@import",
+    "import(",
+)
+WIDGET_DATA = re.compile(
+    r'<script type="application/json" data-role="widget-data">(.*?)</script>', re.DOTALL
+)
+WIDGET_SCRIPT = re.compile(r"<script>\n(.*?)\n</script>", re.DOTALL)
+WIDGET_SCRIPTS = ("base.js", "sliding_kernel.js", "conv_arithmetic.js", "receptive_field.js")
+
+
+# ----------------------------------------------------------------------------- widget HTML
+
+
+def embedded_data(html: str) -> dict:
+    """The JSON payload inside one widget's HTML."""
+    found = WIDGET_DATA.findall(html)
+    assert len(found) == 1, f"expected one data script, found {len(found)}"
+    return json.loads(found[0])
+
+
+def widget_script(html: str) -> str:
+    """The inline script of one widget's HTML: base.js, the widget's .js and the call."""
+    found = WIDGET_SCRIPT.findall(html)
+    assert len(found) == 1, f"expected one inline script, found {len(found)}"
+    return found[0]
+
+
+def assert_self_contained(html: str, widget: str, entry: str) -> dict:
+    """Check a widget's HTML needs nothing but itself; return its JSON payload.
+
+    widget: the name in ``data-widget`` (``"sliding-kernel"``); entry: the function the
+    widget's .js declares (``"mountSlidingKernel"``).
+    """
+    for forbidden in FORBIDDEN_IN_WIDGET_HTML:
+        assert forbidden not in html, f"widget HTML must not contain {forbidden!r}"
+    assert html.isascii(), "pure ASCII: the page's encoding must not matter"
+    assert html.startswith(f'<div class="cnnbook-widget cnnbook-{widget}"')
+    assert f'data-widget="{widget}"' in html
+    assert 'role="figure"' in html and "aria-label=" in html
+    assert "<style>" in html and f"{entry}(root, data);" in html
+    # the shared files are inlined (style and script), the script in the same wrapper
+    assert read_asset("base.css") in html
+    script = widget_script(html)
+    assert script.startswith("(function () {") and read_asset("base.js") in script
+    return embedded_data(html)
+
+
+# ----------------------------------------------------------------------------- the browser
 
 
 def require_chromium() -> Path:
@@ -113,6 +190,32 @@ def write_page(directory: Path, fragments: list[str], title: str = "widget test"
     return path
 
 
+def widget_data(root: Locator) -> dict:
+    """The JSON payload of the widget ``root`` (a Playwright locator) on a page."""
+    return json.loads(root.locator('script[data-role="widget-data"]').text_content())
+
+
+def ready_widget(page: Page, selector: str) -> tuple[Locator, dict]:
+    """The first widget matching ``selector`` once its script has started; and its data."""
+    from playwright.sync_api import expect
+
+    root = page.locator(selector).first
+    expect(root).to_have_attribute("data-ready", "true")
+    return root, widget_data(root)
+
+
+def skip_unless_in_book(book: Path, path: Path) -> None:
+    """Skip the test while the chapter page ``path`` is not in the built ``book`` yet."""
+    if not (book / path).exists():
+        pytest.skip(f"{path} is not in the built book {book} yet (chapter not written)")
+
+
+def widget_globals() -> list[str]:
+    """Every name the widget scripts declare at their top level (functions, variables)."""
+    pattern = re.compile(r"^(?:function|var) ([A-Za-z_$][\w$]*)", re.MULTILINE)
+    return sorted({name for f in WIDGET_SCRIPTS for name in pattern.findall(read_asset(f))})
+
+
 def is_local(url: str) -> bool:
     """True for 127.0.0.1 URLs and for data:/about:/blob: URLs, which leave no machine."""
     parts = urlsplit(url)
@@ -169,3 +272,46 @@ class PageRecorder:
         assert not external, f"requests outside 127.0.0.1: {external}"
         assert not self.page_errors, f"uncaught page errors: {self.page_errors}"
         assert not self.console_errors, f"console errors: {self.console_errors}"
+
+
+@contextlib.contextmanager
+def checked_page(
+    context: BrowserContext,
+    site: Path,
+    path: str = "index.html",
+    known_errors: tuple[str, ...] = (),
+) -> Iterator[Page]:
+    """Serve ``site``, open ``path`` in a new page of ``context`` and yield the page.
+
+    When the block ends without error, fail if the page asked for anything outside
+    127.0.0.1 or logged an error not matched by ``known_errors`` (see ``PageRecorder``).
+    """
+    with serve_directory(site) as base:
+        page = context.new_page()
+        recorder = PageRecorder(page, known_errors=known_errors)
+        page.goto(f"{base}/{path}", wait_until="load")
+        yield page
+        recorder.assert_clean()
+
+
+@contextlib.contextmanager
+def widget_page(
+    context: BrowserContext, directory: Path, fragments: list[str], title: str = "widget test"
+) -> Iterator[Page]:
+    """``checked_page`` on a bare page of widget HTML ``fragments`` (see ``write_page``).
+
+    Also fails if a name of the widget scripts became a page global: each widget's
+    script runs in its own function scope.
+    """
+    write_page(directory, fragments, title)
+    with checked_page(context, directory) as page:
+        yield page
+        leaked = page.evaluate("names => names.filter(n => n in window)", widget_globals())
+        assert not leaked, f"widget names leaked into the page's globals: {leaked}"
+
+
+def checked_book_page(
+    context: BrowserContext, book: Path, path: Path
+) -> contextlib.AbstractContextManager[Page]:
+    """``checked_page`` on ``path`` of the built book; only the theme's known errors pass."""
+    return checked_page(context, book, path.as_posix(), known_errors=KNOWN_BOOK_ERRORS)

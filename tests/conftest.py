@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root and the built HTML book."""
+"""Shared fixtures: the repository root, the built HTML book, a headless Chromium context
+for the widgets' browser tests and a one-thread torch for tiny reference computations."""
 
 from __future__ import annotations
 
@@ -41,3 +42,35 @@ def built_book() -> Path:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-60:])
         pytest.fail(f"jupyter-book build failed (full log in {BUILD_LOG}):\n{tail}")
     return BOOK_HTML
+
+
+@pytest.fixture(scope="module")
+def chromium_playwright():
+    """Playwright's sync API, once per test module; skips if Chromium or Playwright is missing."""
+    from browser_utils import require_chromium  # here: most tests never open a browser
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    require_chromium()
+    with sync_api.sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def browser_context(chromium_playwright, tmp_path):
+    """A fresh headless Chromium context (see browser_utils.launch_chromium), closed after."""
+    from browser_utils import launch_chromium
+
+    ctx = launch_chromium(chromium_playwright, tmp_path / "chromium-profile")
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny CPU tensors: a second thread only costs time on a busy machine."""
+    import torch  # here, so that tests without torch do not pay for importing it
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,21 +8,13 @@ no error.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from browser_utils import (
-    KNOWN_BOOK_ERRORS,
-    PageRecorder,
-    launch_chromium,
-    require_chromium,
-    serve_directory,
-    write_page,
-)
+from browser_utils import checked_book_page, ready_widget, skip_unless_in_book, widget_page
 
 from cnnbook.widgets.conv_arithmetic import RANGES, ConvArithmetic
 
@@ -32,29 +24,6 @@ expect = sync_api.expect
 WIDGET = '[data-widget="conv-arithmetic"]'
 BOOK_PAGE = Path("chapters") / "03_conv_arithmetic.html"
 NAMES = ("input", "kernel", "stride", "padding", "dilation", "output_padding")
-
-
-@pytest.fixture(scope="module")
-def chromium_playwright():
-    require_chromium()
-    with sync_api.sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture
-def browser_context(chromium_playwright, tmp_path):
-    ctx = launch_chromium(chromium_playwright, tmp_path / "chromium-profile")
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny reference layers: a second thread only costs time on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def torch_size(config: dict, transposed: bool) -> int | None:
@@ -117,17 +86,11 @@ def random_configs(n: int, transposed: bool, seed: int) -> list[dict]:
 
 
 def test_standalone_page(browser_context, tmp_path, one_thread):
-    write_page(
-        tmp_path / "site",
-        [
-            ConvArithmetic().to_html(),
-            ConvArithmetic(3, 3, stride=2, padding=1, transposed=True, output_padding=1).to_html(),
-        ],
-    )
-    with serve_directory(tmp_path / "site") as base:
-        page = browser_context.new_page()
-        rec = PageRecorder(page)
-        page.goto(f"{base}/index.html")
+    fragments = [
+        ConvArithmetic().to_html(),
+        ConvArithmetic(3, 3, stride=2, padding=1, transposed=True, output_padding=1).to_html(),
+    ]
+    with widget_page(browser_context, tmp_path / "site", fragments) as page:
         first, second = page.locator(WIDGET).nth(0), page.locator(WIDGET).nth(1)
         assert first.get_attribute("id") != second.get_attribute("id")
 
@@ -229,24 +192,15 @@ def test_standalone_page(browser_context, tmp_path, one_thread):
         expect(second).to_have_attribute("data-mode", "transposed")
         assert_shows(second, 6)
         expect(second.locator('[data-control="transposed"]')).to_be_checked()
-        rec.assert_clean()
 
 
 @pytest.mark.browser
-def test_widget_in_the_built_book(request, browser_context, one_thread):
-    book: Path = request.getfixturevalue("built_book")
-    if not (book / BOOK_PAGE).exists():
-        pytest.skip(f"{BOOK_PAGE} is not in the built book {book} yet (chapter not written)")
-    with serve_directory(book) as base:
-        page = browser_context.new_page()
-        rec = PageRecorder(page, known_errors=KNOWN_BOOK_ERRORS)
-        page.goto(f"{base}/{BOOK_PAGE.as_posix()}", wait_until="load")
-        root = page.locator(WIDGET).first
-        expect(root).to_have_attribute("data-ready", "true")
-        data = json.loads(root.locator('script[data-role="widget-data"]').text_content())
+def test_widget_in_the_built_book(built_book, browser_context, one_thread):
+    skip_unless_in_book(built_book, BOOK_PAGE)
+    with checked_book_page(browser_context, built_book, BOOK_PAGE) as page:
+        root, data = ready_widget(page, WIDGET)
         initial = data["initial"]
         assert_shows(root, torch_size(initial, initial["transposed"]))
         config = {**initial, "stride": 2 if initial["stride"] != 2 else 1}
         set_controls(root, {"stride": config["stride"]})
         assert_shows(root, torch_size(config, initial["transposed"]))
-        rec.assert_clean()

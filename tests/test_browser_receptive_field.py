@@ -7,18 +7,10 @@ photo's border), and that the page made no request outside 127.0.0.1 and logged 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from browser_utils import (
-    KNOWN_BOOK_ERRORS,
-    PageRecorder,
-    launch_chromium,
-    require_chromium,
-    serve_directory,
-    write_page,
-)
+from browser_utils import checked_book_page, ready_widget, skip_unless_in_book, widget_page
 
 from cnnbook.arith import receptive_field
 from cnnbook.data import sample_photo
@@ -29,20 +21,6 @@ expect = sync_api.expect
 
 WIDGET = '[data-widget="receptive-field"]'
 BOOK_PAGE = Path("chapters") / "04_receptive_fields.html"
-
-
-@pytest.fixture(scope="module")
-def chromium_playwright():
-    require_chromium()
-    with sync_api.sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture
-def browser_context(chromium_playwright, tmp_path):
-    ctx = launch_chromium(chromium_playwright, tmp_path / "chromium-profile")
-    yield ctx
-    ctx.close()
 
 
 def expected_box(keys, unit: tuple[int, int], size: int) -> tuple[int, int, int, int]:
@@ -99,14 +77,10 @@ def test_standalone_page(browser_context, tmp_path):
     photo = sample_photo("chelsea")
     fig = ReceptiveField(photo)
     small = ReceptiveField(sample_photo("astronaut"), layers=["pool2"] * 3, size=20)
-    write_page(tmp_path / "site", [fig.to_html(), small.to_html()])
     scale = fig.data["scale"]
     default = ["conv3", "conv3", "pool2", "conv3"]
 
-    with serve_directory(tmp_path / "site") as base:
-        page = browser_context.new_page()
-        rec = PageRecorder(page)
-        page.goto(f"{base}/index.html")
+    with widget_page(browser_context, tmp_path / "site", [fig.to_html(), small.to_html()]) as page:
         root, other = page.locator(WIDGET).nth(0), page.locator(WIDGET).nth(1)
 
         # the photo is drawn from the embedded pixels
@@ -198,21 +172,13 @@ def test_standalone_page(browser_context, tmp_path):
 
         # the first figure did not follow the second
         expect(root).to_have_attribute("data-stack", ",".join(["conv3"] * 6))
-        rec.assert_clean()
 
 
 @pytest.mark.browser
-def test_widget_in_the_built_book(request, browser_context):
-    book: Path = request.getfixturevalue("built_book")
-    if not (book / BOOK_PAGE).exists():
-        pytest.skip(f"{BOOK_PAGE} is not in the built book {book} yet (chapter not written)")
-    with serve_directory(book) as base:
-        page = browser_context.new_page()
-        rec = PageRecorder(page, known_errors=KNOWN_BOOK_ERRORS)
-        page.goto(f"{base}/{BOOK_PAGE.as_posix()}", wait_until="load")
-        root = page.locator(WIDGET).first
-        expect(root).to_have_attribute("data-ready", "true")
-        data = json.loads(root.locator('script[data-role="widget-data"]').text_content())
+def test_widget_in_the_built_book(built_book, browser_context):
+    skip_unless_in_book(built_book, BOOK_PAGE)
+    with checked_book_page(browser_context, built_book, BOOK_PAGE) as page:
+        root, data = ready_widget(page, WIDGET)
         size, scale = data["size"], data["scale"]
         keys = data["layers"]
         root.scroll_into_view_if_needed()
@@ -228,4 +194,3 @@ def test_widget_in_the_built_book(request, browser_context):
         expect(root).to_have_attribute("data-stack", ",".join(stack))
         out = int(root.get_attribute("data-out-size"))
         assert_box(root, stack, (out // 2, out // 2), size, scale)
-        rec.assert_clean()

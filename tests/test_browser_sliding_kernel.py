@@ -7,13 +7,12 @@ logged no error.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_utils import PageRecorder, launch_chromium, require_chromium, serve_directory
+from browser_utils import checked_book_page, ready_widget, widget_page
 
 from cnnbook.numpy_ops import conv2d
 from cnnbook.widgets.sliding_kernel import EXAMPLE_INPUT, EXAMPLE_KERNEL, SlidingKernel
@@ -26,28 +25,6 @@ WIDGET = '[data-widget="sliding-kernel"]'
 TINY_IMAGE = np.array([[0.25, -1.0], [2.0, 0.5]])
 TINY_KERNEL = np.linspace(-1.0, 1.0, 16).reshape(4, 4)
 BOOK_PAGE = Path("chapters") / "02_convolution_operation.html"
-# Errors of the book's theme, not of the widget (remove an entry once pages load without it):
-# - Jupyter Book 1 here (sphinx-thebe 0.3.1 on Sphinx 7.4) writes the inline script
-#   `const THEBE_JS_URL = ...` twice into every page, so the second copy throws;
-# - pydata-sphinx-theme logs this on a first visit, when no light/dark choice is stored yet.
-KNOWN_BOOK_ERRORS = (
-    r"Identifier 'THEBE_JS_URL' has already been declared",
-    r"^Got invalid theme mode: \. Resetting to auto\.$",
-)
-
-
-@pytest.fixture(scope="module")
-def chromium_playwright():
-    require_chromium()
-    with sync_api.sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture
-def browser_context(chromium_playwright, tmp_path):
-    ctx = launch_chromium(chromium_playwright, tmp_path / "chromium-profile")
-    yield ctx
-    ctx.close()
 
 
 def reference(image, kernel, stride: int, padding: int, bias: float = 0.0) -> np.ndarray:
@@ -84,23 +61,12 @@ def output_shape(root) -> tuple[int, int]:
 
 
 def test_standalone_page_two_instances(browser_context, tmp_path):
-    page_html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        "<title>sliding kernel</title></head><body>\n"
-        + SlidingKernel(EXAMPLE_INPUT, EXAMPLE_KERNEL).to_html()
-        + "\n"
-        + SlidingKernel(EXAMPLE_INPUT, EXAMPLE_KERNEL).to_html()
-        + "\n"
-        + SlidingKernel(TINY_IMAGE, TINY_KERNEL, padding=1, bias=0.5, decimals=1).to_html()
-        + "\n</body></html>\n"
-    )
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "index.html").write_text(page_html, encoding="utf-8")
-
-    with serve_directory(tmp_path / "site") as base:
-        page = browser_context.new_page()
-        rec = PageRecorder(page)
-        page.goto(f"{base}/index.html")
+    fragments = [
+        SlidingKernel(EXAMPLE_INPUT, EXAMPLE_KERNEL).to_html(),
+        SlidingKernel(EXAMPLE_INPUT, EXAMPLE_KERNEL).to_html(),
+        SlidingKernel(TINY_IMAGE, TINY_KERNEL, padding=1, bias=0.5, decimals=1).to_html(),
+    ]
+    with widget_page(browser_context, tmp_path / "site", fragments, "sliding kernel") as page:
         first, second = page.locator(WIDGET).nth(0), page.locator(WIDGET).nth(1)
         assert first.get_attribute("id") != second.get_attribute("id")
         assert_state(first, window=(0, 0), out=(0, 0))
@@ -163,24 +129,15 @@ def test_standalone_page_two_instances(browser_context, tmp_path):
         expect(third.locator('[data-action="step"]')).to_be_disabled()
         assert "plus bias 0.5" in third.locator('[aria-live="polite"]').inner_text()
 
-        rec.assert_clean()
-
 
 @pytest.mark.browser
-def test_widget_in_the_built_book(request, browser_context):
-    try:
-        book: Path = request.getfixturevalue("built_book")
-    except pytest.FixtureLookupError:
-        pytest.skip("the built_book fixture (tests/conftest.py) is not defined yet")
+def test_widget_in_the_built_book(built_book, browser_context):
+    book: Path = built_book
     assert (book / BOOK_PAGE).exists(), f"{BOOK_PAGE} is missing from the built book {book}"
 
-    with serve_directory(book) as base:
-        page = browser_context.new_page()
-        rec = PageRecorder(page, known_errors=KNOWN_BOOK_ERRORS)
-        page.goto(f"{base}/{BOOK_PAGE.as_posix()}", wait_until="load")
-        root = page.locator(WIDGET).first
+    with checked_book_page(browser_context, book, BOOK_PAGE) as page:
+        root, data = ready_widget(page, WIDGET)
         expect(root).to_have_attribute("data-window-row", re.compile(r"\d+"))
-        data = json.loads(root.locator('script[data-role="widget-data"]').text_content())
 
         stride, padding, decimals = data["stride"], data["padding"], data["decimals"]
         expected = reference(data["image"], data["kernel"], stride, padding, data["bias"])
@@ -195,5 +152,3 @@ def test_widget_in_the_built_book(request, browser_context):
         root.locator('[data-action="step"]').click()
         assert_state(root, window=(i * stride, j * stride), out=(i, j))
         assert_shows(root, expected[i, j], decimals)
-
-        rec.assert_clean()

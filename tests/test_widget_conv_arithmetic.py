@@ -14,6 +14,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from browser_utils import assert_self_contained, embedded_data, widget_script
 
 from cnnbook.arith import conv_output_size, conv_transpose_output_size
 from cnnbook.widgets import ConvArithmetic as ExportedConvArithmetic
@@ -27,17 +28,6 @@ from cnnbook.widgets.conv_arithmetic import (
     encode,
     table_index,
 )
-
-DATA = re.compile(
-    r'<script type="application/json" data-role="widget-data">(.*?)</script>', re.DOTALL
-)
-
-
-def embedded_data(html: str) -> dict:
-    """The JSON payload inside one widget's HTML."""
-    found = DATA.findall(html)
-    assert len(found) == 1, f"expected one data script, found {len(found)}"
-    return json.loads(found[0])
 
 
 def configurations(mode: str):
@@ -75,15 +65,6 @@ def torch_size(config: dict[str, int], transposed: bool, device: str) -> int | N
 @pytest.fixture(scope="module")
 def data() -> dict:
     return embedded_data(ConvArithmetic().to_html())
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny CPU convolutions: a second thread only costs time on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- the tables
@@ -191,13 +172,8 @@ def test_encode_round_trips_and_refuses_what_does_not_fit():
 
 def test_html_is_self_contained_and_carries_the_data():
     html = ConvArithmetic(7, 3, 2, 1, 2, title="A <b>title</b> & more").to_html()
-    for forbidden in ("http://", "https://", "src=", "require(", "<link", "@import", "import("):
-        assert forbidden not in html, f"widget HTML must not contain {forbidden!r}"
-    assert html.isascii()
-    assert html.startswith('<div class="cnnbook-widget cnnbook-conv-arithmetic"')
-    assert 'data-widget="conv-arithmetic"' in html and 'role="figure"' in html
-    assert "mountConvArithmetic(root, data);" in html and "<b>" not in html
-    data = embedded_data(html)
+    data = assert_self_contained(html, "conv-arithmetic", "mountConvArithmetic")
+    assert "<b>" not in html
     assert data["title"] == "A <b>title</b> & more"
     assert data["initial"] == {
         "input": 7,
@@ -214,7 +190,9 @@ def test_html_is_self_contained_and_carries_the_data():
 
 
 def test_contract_hooks_are_in_the_script():
-    js = read_asset("conv_arithmetic.js")
+    # the script the figure runs: base.js (shared helpers) and conv_arithmetic.js
+    js = widget_script(ConvArithmetic().to_html())
+    assert read_asset("conv_arithmetic.js") in js
     for hook in (
         '"data-control"',
         '"data-action"',

@@ -10,12 +10,12 @@ import base64
 import itertools
 import json
 import random
-import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from browser_utils import assert_self_contained, embedded_data, widget_script
 
 from cnnbook.arith import analyze
 from cnnbook.data import sample_photo
@@ -32,16 +32,6 @@ from cnnbook.widgets.receptive_field import (
     stack_index,
     stack_specs,
 )
-
-DATA = re.compile(
-    r'<script type="application/json" data-role="widget-data">(.*?)</script>', re.DOTALL
-)
-
-
-def embedded_data(html: str) -> dict:
-    found = DATA.findall(html)
-    assert len(found) == 1, f"expected one data script, found {len(found)}"
-    return json.loads(found[0])
 
 
 def unpack(packed: dict) -> np.ndarray:
@@ -90,15 +80,6 @@ def photo() -> np.ndarray:
 def noise(size: int) -> np.ndarray:
     """A random grey image: every stack has a non-zero gradient on it."""
     return np.random.default_rng(size).integers(0, 256, (size, size)).astype(np.uint8)
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny CPU tensors: a second thread only costs time on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -296,17 +277,14 @@ def test_precomputation_is_quick(photo):
 
 def test_html_is_self_contained_and_small(widget):
     html = widget.to_html()
-    for forbidden in ("http://", "https://", "src=", "require(", "<link", "@import", "import("):
-        assert forbidden not in html, f"widget HTML must not contain {forbidden!r}"
-    assert html.isascii()
-    assert html.startswith('<div class="cnnbook-widget cnnbook-receptive-field"')
-    assert 'data-widget="receptive-field"' in html and 'role="figure"' in html
-    assert "mountReceptiveField(root, data);" in html
+    assert_self_contained(html, "receptive-field", "mountReceptiveField")
     assert len(json.dumps(widget.data)) < 80_000
 
 
-def test_contract_hooks_are_in_the_script():
-    js = read_asset("receptive_field.js")
+def test_contract_hooks_are_in_the_script(widget):
+    # the script the figure runs: base.js (shared helpers) and receptive_field.js
+    js = widget_script(widget.to_html())
+    assert read_asset("receptive_field.js") in js
     for hook in (
         '"data-control"',
         '"preset"',

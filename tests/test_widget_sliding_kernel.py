@@ -9,21 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from browser_utils import assert_self_contained, embedded_data, widget_script
 
 from cnnbook.numpy_ops import conv2d
 from cnnbook.widgets._html import json_for_script, new_element_id, read_asset
 from cnnbook.widgets.sliding_kernel import EXAMPLE_INPUT, EXAMPLE_KERNEL, SlidingKernel
-
-DATA = re.compile(
-    r'<script type="application/json" data-role="widget-data">(.*?)</script>', re.DOTALL
-)
-
-
-def embedded_data(html: str) -> dict:
-    """The JSON payload inside one widget's HTML."""
-    found = DATA.findall(html)
-    assert len(found) == 1, f"expected one data script, found {len(found)}"
-    return json.loads(found[0])
 
 
 def torch_conv(image, kernel, stride: int, padding: int, bias: float) -> np.ndarray:
@@ -115,14 +105,7 @@ def test_accepts_lists_and_tensors():
 def test_html_is_self_contained_and_carries_the_data():
     title = "A <b>bold</b> & title \u00d7"
     html = SlidingKernel(EXAMPLE_INPUT, EXAMPLE_KERNEL, title=title).to_html()
-    for forbidden in ("http://", "https://", "src=", "require(", "<link", "@import", "import("):
-        assert forbidden not in html, f"widget HTML must not contain {forbidden!r}"
-    assert html.isascii(), "pure ASCII: the page's encoding must not matter"
-    assert html.startswith('<div class="cnnbook-widget cnnbook-sliding-kernel"')
-    assert 'data-widget="sliding-kernel"' in html
-    assert 'role="figure"' in html and "aria-label=" in html
-    assert "<style>" in html and "mountSlidingKernel(root, data);" in html
-    data = embedded_data(html)
+    data = assert_self_contained(html, "sliding-kernel", "mountSlidingKernel")
     assert data["title"] == title  # escaped in the HTML, intact after parsing
     assert "<b>" not in html
     assert data["image"] == EXAMPLE_INPUT.tolist()
@@ -131,7 +114,9 @@ def test_html_is_self_contained_and_carries_the_data():
 
 
 def test_contract_hooks_are_in_the_script():
-    js = read_asset("sliding_kernel.js")
+    # the script the figure runs: base.js (shared helpers) and sliding_kernel.js
+    js = widget_script(SlidingKernel(EXAMPLE_INPUT, EXAMPLE_KERNEL).to_html())
+    assert read_asset("sliding_kernel.js") in js
     for hook in (
         '"data-action"',
         '"data-control"',

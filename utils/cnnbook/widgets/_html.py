@@ -8,15 +8,18 @@ without a kernel, a CDN or a module loader.
 Layout of the string::
 
     <div class="cnnbook-widget cnnbook-NAME" data-widget="NAME" id="..." role="figure">
-      <style>...</style>                                       the widget's .css file
+      <style>...</style>                         base.css, then the widget's .css file
       <script type="application/json" data-role="widget-data">...</script>
       <p data-role="no-js">...</p>                              hidden once the script runs
-      <script>(function () { ... the widget's .js file ...; ENTRY(root, data); })();</script>
+      <script>(function () { ... base.js ...; ... the widget's .js file ...;
+                             ENTRY(root, data); })();</script>
     </div>
 
-The .js file declares one function ``ENTRY(root, data)``; wrapping the file in a
-function expression keeps that name (and everything else) out of the page's globals, so
-several widgets, or the same one twice, can share a page.
+base.css and base.js hold what every widget shares (the box, controls and text lines;
+helpers such as ``el`` and ``stepper``). The .js file declares one function
+``ENTRY(root, data)`` that uses those helpers; wrapping both files in one function
+expression keeps every name out of the page's globals, so several widgets, or the same
+one twice, can share a page.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from importlib import resources
 import numpy as np
 
 __all__ = ["json_for_script", "new_element_id", "pack_uint", "read_asset", "render_widget"]
+
+# Shared by every widget, inlined before the widget's own files.
+BASE_CSS = "base.css"
+BASE_JS = "base.js"
 
 _NO_JS_TEXT = (
     "This interactive figure needs JavaScript. Run the cell in Jupyter, Colab or VS Code "
@@ -105,14 +112,15 @@ def render_widget(
 
     widget: the name used in ``data-widget`` and the CSS class ``cnnbook-<widget>``;
     data: JSON-serialisable numbers the script renders; label: the figure's aria-label;
-    js_file / css_file: file names in this package; entry: the function the .js file
-    declares, called as ``entry(root, data)``.
+    js_file / css_file: file names in this package, inlined after base.js / base.css;
+    entry: the function the .js file declares, called as ``entry(root, data)``.
     """
     if not re.fullmatch(r"[a-z][a-z0-9-]*", widget):
         raise ValueError(f"widget must be lower-case letters, digits and '-', got {widget!r}")
     if not re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", entry):
         raise ValueError(f"entry must be a JavaScript identifier, got {entry!r}")
-    css, js = read_asset(css_file), read_asset(js_file)
+    css = read_asset(BASE_CSS) + "\n" + read_asset(css_file)
+    js = read_asset(BASE_JS) + "\n" + read_asset(js_file)
     # ASCII only (non-ASCII label characters as &#...; references): a page served without
     # a charset must still show the same text.
     label = html.escape(label, quote=True).encode("ascii", "xmlcharrefreplace").decode("ascii")

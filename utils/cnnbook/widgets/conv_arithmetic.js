@@ -2,15 +2,14 @@
 // conv_arithmetic.py), draws the grids and steps the kernel through its positions. The
 // only arithmetic here is drawing geometry (where a tap lands, how many cells a grid
 // has); whether there is an output, and how big it is, always comes from `data.sizes`.
-// Wrapped by _html.py in a function, so nothing here is global.
+// Wrapped by _html.py in a function, after base.js (el, stepper and the other shared
+// helpers), so nothing here is global.
 // Called as mountConvArithmetic(root, data) with root the figure's <div>.
 
 function mountConvArithmetic(root, data) {
   "use strict";
   var PLAY_INTERVAL_MS = 600;
   var GRID_PX = 264; // a grid's side aims at this many pixels
-  var TIMES = "\u00D7";
-  var MINUS = "\u2212";
   var CONTROLS = [
     ["input", "Input W"],
     ["kernel", "Kernel k"],
@@ -24,21 +23,9 @@ function mountConvArithmetic(root, data) {
   });
   var view = {};
   var geo = null; // geometry of the current configuration, see layout()
+  var player = null; // the Back / Step / Play / Reset buttons, see stepper() in base.js
 
   // ---------------------------------------------------------------- helpers
-
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (name) {
-        node.setAttribute(name, attrs[name]);
-      });
-    }
-    if (text !== undefined && text !== null) {
-      node.textContent = text;
-    }
-    return node;
-  }
 
   function range(n) {
     var out = [];
@@ -86,66 +73,44 @@ function mountConvArithmetic(root, data) {
 
   // ---------------------------------------------------------------- controls
 
+  // A menu of every value data.ranges allows for `name`; returns its label.
   function buildSelect(bar, name, text) {
-    var label = el("label", { class: "cnnbook-ca-select" });
-    label.appendChild(el("span", null, text));
-    var select = el("select", { "data-control": name });
+    var options = [];
     var r = data.ranges[name];
     for (var v = r[0]; v <= r[1]; v += 1) {
-      select.appendChild(el("option", { value: String(v) }, String(v)));
+      options.push([String(v), String(v)]);
     }
-    select.value = String(state[name]);
-    select.addEventListener("change", onControl);
-    label.appendChild(select);
-    bar.appendChild(label);
-    view.controls[name] = select;
-    return label;
+    var made = labelledSelect(bar, name, text, options);
+    made.select.value = String(state[name]);
+    made.select.addEventListener("change", onControl);
+    view.controls[name] = made.select;
+    return made.label;
   }
 
   function buildControls() {
-    var bar = el("div", { class: "cnnbook-ca-controls" });
+    var bar = el("div", { class: "cnnbook-controls" });
     view.controls = {};
     CONTROLS.forEach(function (c) {
       buildSelect(bar, c[0], c[1]);
     });
-    var toggle = el("label", { class: "cnnbook-ca-select" });
-    var box = el("input", { type: "checkbox", "data-control": "transposed" });
-    box.checked = state.transposed;
-    box.addEventListener("change", onControl);
-    toggle.appendChild(box);
-    toggle.appendChild(el("span", null, "Transposed"));
-    bar.appendChild(toggle);
-    view.controls.transposed = box;
+    view.controls.transposed = labelledCheckbox(
+      bar, "transposed", "Transposed", state.transposed, onControl
+    );
     view.opLabel = buildSelect(bar, "output_padding", "output_padding");
     return bar;
   }
 
   function buildStepper() {
-    var bar = el("div", { class: "cnnbook-ca-controls" });
-    view.buttons = {};
-    [
-      ["back", "\u25C0", "Back"],
-      ["step", "\u25B6", "Step"],
-      ["play", "\u25B6\u25B6", "Play"],
-      ["reset", "\u21BA", "Reset"],
-    ].forEach(function (b) {
-      var button = el("button", { type: "button", "data-action": b[0] });
-      button.appendChild(el("span", { "aria-hidden": "true", class: "cnnbook-ca-icon" }, b[1]));
-      button.appendChild(el("span", { class: "cnnbook-ca-label" }, b[2]));
-      button.addEventListener("click", function () {
-        onAction(b[0]);
-      });
-      bar.appendChild(button);
-      view.buttons[b[0]] = button;
-    });
-    view.buttons.play.setAttribute("aria-pressed", "false");
-    view.progress = el("span", { class: "cnnbook-ca-progress" });
+    var bar = el("div", { class: "cnnbook-controls" });
+    player = stepper(root, bar, state, lastIndex, render, PLAY_INTERVAL_MS);
+    view.buttons = player.buttons;
+    view.progress = el("span", { class: "cnnbook-progress" });
     bar.appendChild(view.progress);
     return bar;
   }
 
   function onControl() {
-    stop();
+    player.stop();
     CONTROLS.concat([["output_padding"]]).forEach(function (c) {
       state[c[0]] = Number(view.controls[c[0]].value);
     });
@@ -156,15 +121,6 @@ function mountConvArithmetic(root, data) {
   }
 
   // ---------------------------------------------------------------- grids
-
-  function panel(role) {
-    var box = el("div", { class: "cnnbook-ca-panel" });
-    var caption = el("div", { class: "cnnbook-ca-caption" });
-    var grid = el("div", { class: "cnnbook-ca-grid", "data-role": role, role: "img" });
-    box.appendChild(caption);
-    box.appendChild(grid);
-    return { box: box, caption: caption, grid: grid };
-  }
 
   // An empty rows x cols grid of cells; returns the cells as a matrix.
   function fillGrid(grid, rows, cols) {
@@ -530,71 +486,19 @@ function mountConvArithmetic(root, data) {
 
   // ---------------------------------------------------------------- navigation
 
-  function stop() {
-    if (state.timer !== null) {
-      clearInterval(state.timer);
-      state.timer = null;
-    }
-    view.buttons.play.querySelector(".cnnbook-ca-label").textContent = "Play";
-    view.buttons.play.querySelector(".cnnbook-ca-icon").textContent = "\u25B6\u25B6";
-    view.buttons.play.setAttribute("aria-pressed", "false");
-  }
-
-  function tick() {
-    if (!root.isConnected) {
-      stop(); // the output was cleared: do not keep a timer alive for nothing
-      return;
-    }
-    if (state.index < geo.positions - 1) {
-      state.index += 1;
-      render();
-    }
-    if (state.index >= geo.positions - 1) {
-      stop();
-    }
-  }
-
-  function onAction(action) {
-    if (action === "play") {
-      if (state.timer !== null) {
-        stop();
-        return;
-      }
-      if (state.index >= geo.positions - 1) {
-        state.index = 0; // Play at the end starts over
-        render();
-      }
-      state.timer = setInterval(tick, PLAY_INTERVAL_MS);
-      view.buttons.play.querySelector(".cnnbook-ca-label").textContent = "Pause";
-      view.buttons.play.querySelector(".cnnbook-ca-icon").textContent = "\u275A\u275A";
-      view.buttons.play.setAttribute("aria-pressed", "true");
-      return;
-    }
-    stop();
-    if (action === "step" && state.index < geo.positions - 1) {
-      state.index += 1;
-    } else if (action === "back" && state.index > 0) {
-      state.index -= 1;
-    } else if (action === "reset") {
-      state.index = 0;
-    }
-    render();
+  function lastIndex() {
+    return geo.positions - 1;
   }
 
   // ---------------------------------------------------------------- mount
 
-  var noJs = root.querySelector('[data-role="no-js"]');
-  if (noJs) {
-    noJs.parentNode.removeChild(noJs);
-  }
-  var body = el("div", { class: "cnnbook-ca-body" });
-  body.appendChild(el("div", { class: "cnnbook-ca-title" }, data.title));
+  var body = widgetBody(root, data.title);
   body.appendChild(buildControls());
   body.appendChild(buildStepper());
 
-  var panels = el("div", { class: "cnnbook-ca-panels" });
-  view.input = panel("input-grid");
-  view.output = panel("output-grid");
+  var panels = el("div", { class: "cnnbook-panels" });
+  view.input = gridPanel("input-grid");
+  view.output = gridPanel("output-grid");
   view.output.box.setAttribute("data-role", "output-panel");
   panels.appendChild(view.input.box);
   panels.appendChild(view.output.box);
@@ -602,16 +506,16 @@ function mountConvArithmetic(root, data) {
 
   var result = el("div", { class: "cnnbook-ca-result" });
   result.appendChild(el("span", null, "Output size: "));
-  view.size = el("strong", { "data-role": "output-size" });
+  view.size = el("strong", { class: "cnnbook-highlight", "data-role": "output-size" });
   result.appendChild(view.size);
   body.appendChild(result);
-  view.formula = el("div", { class: "cnnbook-ca-formula", "data-role": "formula" });
+  view.formula = el("div", { class: "cnnbook-formula", "data-role": "formula" });
   body.appendChild(view.formula);
-  view.error = el("p", { class: "cnnbook-ca-error", "data-role": "error", role: "alert" });
+  view.error = errorLine();
   body.appendChild(view.error);
   view.legend = el("div", { class: "cnnbook-ca-legend" });
   body.appendChild(view.legend);
-  view.status = el("p", { class: "cnnbook-ca-status", "aria-live": "polite" });
+  view.status = statusLine();
   body.appendChild(view.status);
   root.appendChild(body);
 

@@ -1,12 +1,12 @@
 // Receptive-field figure: looks up what Python computed for every stack the menus can
 // build (see receptive_field.py) and draws it over the photo. The only arithmetic here is
 // drawing geometry: where a unit's field lies, given the field size, jump and start.
-// Wrapped by _html.py in a function, so nothing here is global.
+// Wrapped by _html.py in a function, after base.js (el and the other shared helpers), so
+// nothing here is global.
 // Called as mountReceptiveField(root, data) with root the figure's <div>.
 
 function mountReceptiveField(root, data) {
   "use strict";
-  var TIMES = "\u00D7";
   var NDASH = "\u2013";
   var N = data.size; // photo side in pixels
   var SCALE = data.scale; // screen pixels per photo pixel
@@ -21,19 +21,6 @@ function mountReceptiveField(root, data) {
   var info = null; // the current stack, see describe()
 
   // ---------------------------------------------------------------- helpers
-
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (name) {
-        node.setAttribute(name, attrs[name]);
-      });
-    }
-    if (text !== undefined && text !== null) {
-      node.textContent = text;
-    }
-    return node;
-  }
 
   // {dtype, b64} from _html.pack_uint -> Uint8Array or Uint16Array (little-endian).
   function unpack(packed) {
@@ -124,29 +111,20 @@ function mountReceptiveField(root, data) {
   // ---------------------------------------------------------------- controls
 
   function buildControls() {
-    var bar = el("div", { class: "cnnbook-rf-controls" });
-    var presetLabel = el("label", { class: "cnnbook-rf-select" });
-    presetLabel.appendChild(el("span", null, "Preset"));
-    view.preset = el("select", { "data-control": "preset" });
-    data.presets.forEach(function (p, i) {
-      view.preset.appendChild(el("option", { value: String(i) }, p.name));
+    var bar = el("div", { class: "cnnbook-controls" });
+    var presets = data.presets.map(function (p, i) {
+      return [String(i), p.name];
     });
-    view.custom = el("option", { value: "custom", disabled: "disabled" }, "(your own stack)");
-    view.preset.appendChild(view.custom);
+    // shown while the menus below hold a stack that is no preset
+    presets.push(["custom", "(your own stack)", true]);
+    view.preset = labelledSelect(bar, "preset", "Preset", presets).select;
     view.preset.addEventListener("change", onPreset);
-    presetLabel.appendChild(view.preset);
-    bar.appendChild(presetLabel);
 
-    var toggle = el("label", { class: "cnnbook-rf-select" });
-    view.erfBox = el("input", { type: "checkbox", "data-control": "show-erf" });
-    view.erfBox.checked = state.showErf;
-    view.erfBox.addEventListener("change", function () {
-      state.showErf = view.erfBox.checked;
-      renderUnit();
-    });
-    toggle.appendChild(view.erfBox);
-    toggle.appendChild(el("span", null, "Show effective RF (presets)"));
-    bar.appendChild(toggle);
+    view.erfBox = labelledCheckbox(bar, "show-erf", "Show effective RF (presets)", state.showErf,
+      function () {
+        state.showErf = view.erfBox.checked;
+        renderUnit();
+      });
 
     view.centre = el("button", { type: "button", "data-action": "centre" }, "Centre unit");
     view.centre.addEventListener("click", function () {
@@ -161,7 +139,9 @@ function mountReceptiveField(root, data) {
   }
 
   function buildSlots() {
-    var bar = el("div", { class: "cnnbook-rf-slots", role: "group", "aria-label": "Layer stack" });
+    var bar = el("div", {
+      class: "cnnbook-controls cnnbook-rf-slots", role: "group", "aria-label": "Layer stack",
+    });
     view.slots = [];
     for (var i = 0; i < data.max_layers; i += 1) {
       var box = el("label", { class: "cnnbook-rf-slot" });
@@ -203,8 +183,8 @@ function mountReceptiveField(root, data) {
   // ---------------------------------------------------------------- panels
 
   function buildPhotoPanel() {
-    var box = el("div", { class: "cnnbook-rf-panel" });
-    box.appendChild(el("div", { class: "cnnbook-rf-caption" }, "Photo (" + N + " " + TIMES + " " + N +
+    var box = el("div", { class: "cnnbook-panel" });
+    box.appendChild(el("div", { class: "cnnbook-caption" }, "Photo (" + N + " " + TIMES + " " + N +
       " pixels)"));
     var stage = el("div", { class: "cnnbook-rf-stage", "data-role": "photo-stage" });
     stage.style.width = N * SCALE + "px";
@@ -236,8 +216,8 @@ function mountReceptiveField(root, data) {
   }
 
   function buildOutputPanel() {
-    var box = el("div", { class: "cnnbook-rf-panel", "data-role": "output-panel" });
-    view.outCaption = el("div", { class: "cnnbook-rf-caption" });
+    var box = el("div", { class: "cnnbook-panel", "data-role": "output-panel" });
+    view.outCaption = el("div", { class: "cnnbook-caption" });
     box.appendChild(view.outCaption);
     var canvas = el("canvas", {
       width: String(N * SCALE), height: String(N * SCALE), tabindex: "0",
@@ -306,7 +286,7 @@ function mountReceptiveField(root, data) {
   }
 
   function buildInfoPanel() {
-    var box = el("div", { class: "cnnbook-rf-panel cnnbook-rf-info" });
+    var box = el("div", { class: "cnnbook-panel cnnbook-rf-info" });
     view.rfStats = el("p", { class: "cnnbook-rf-stats", "data-role": "rf-stats" });
     view.erfStats = el("p", { class: "cnnbook-rf-stats", "data-role": "erf-stats" });
     view.table = el("table", { class: "cnnbook-rf-table", "data-role": "layer-table" });
@@ -498,7 +478,9 @@ function mountReceptiveField(root, data) {
     view.outCaption.textContent =
       "Output map (" + info.out + " " + TIMES + " " + info.out + " units)";
     view.rfStats.appendChild(document.createTextNode("Theoretical receptive field: "));
-    view.rfStats.appendChild(el("strong", null, info.rf + " " + TIMES + " " + info.rf + " px"));
+    view.rfStats.appendChild(
+      el("strong", { class: "cnnbook-highlight" }, info.rf + " " + TIMES + " " + info.rf + " px")
+    );
     view.rfStats.appendChild(document.createTextNode(
       "; neighbouring units are " + info.jump + " px apart (jump); unit (0, 0) is centred on " +
       "pixel " + fmt(info.start) + "."
@@ -527,23 +509,18 @@ function mountReceptiveField(root, data) {
 
   // ---------------------------------------------------------------- mount
 
-  var noJs = root.querySelector('[data-role="no-js"]');
-  if (noJs) {
-    noJs.parentNode.removeChild(noJs);
-  }
-  var body = el("div", { class: "cnnbook-rf-body" });
-  body.appendChild(el("div", { class: "cnnbook-rf-title" }, data.title));
+  var body = widgetBody(root, data.title);
   body.appendChild(buildControls());
   body.appendChild(buildSlots());
-  var panels = el("div", { class: "cnnbook-rf-panels" });
+  var panels = el("div", { class: "cnnbook-panels" });
   panels.appendChild(buildPhotoPanel());
   view.outputPanel = buildOutputPanel();
   panels.appendChild(view.outputPanel);
   panels.appendChild(buildInfoPanel());
   body.appendChild(panels);
-  view.error = el("p", { class: "cnnbook-rf-error", "data-role": "error", role: "alert" });
+  view.error = errorLine();
   body.appendChild(view.error);
-  view.status = el("p", { class: "cnnbook-rf-status", "aria-live": "polite" });
+  view.status = statusLine();
   body.appendChild(view.status);
   root.appendChild(body);
 

@@ -1,6 +1,7 @@
 // Sliding-kernel figure: draws numbers that Python computed and moves through them.
 // No convolution arithmetic happens here; every value comes from `data` (see
-// sliding_kernel.py). Wrapped by _html.py in a function, so nothing here is global.
+// sliding_kernel.py). Wrapped by _html.py in a function, after base.js (el, stepper and
+// the other shared helpers), so nothing here is global.
 // Called as mountSlidingKernel(root, data) with root the figure's <div>.
 
 function mountSlidingKernel(root, data) {
@@ -8,6 +9,7 @@ function mountSlidingKernel(root, data) {
   var PLAY_INTERVAL_MS = 700;
   var state = { stride: data.stride, padding: data.padding, index: 0, timer: null };
   var view = {}; // DOM nodes that later updates touch
+  var player = null; // the Back / Step / Play / Reset buttons, see stepper() in base.js
 
   // ---------------------------------------------------------------- formatting
 
@@ -26,20 +28,7 @@ function mountSlidingKernel(root, data) {
     if (s === "-0") {
       s = "0";
     }
-    return s.replace("-", "\u2212");
-  }
-
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (name) {
-        node.setAttribute(name, attrs[name]);
-      });
-    }
-    if (text !== undefined && text !== null) {
-      node.textContent = text;
-    }
-    return node;
+    return s.replace("-", MINUS);
   }
 
   function config() {
@@ -49,61 +38,28 @@ function mountSlidingKernel(root, data) {
   // ---------------------------------------------------------------- static layout
 
   function buildControls() {
-    var bar = el("div", { class: "cnnbook-sk-controls" });
-    var buttons = [
-      ["back", "\u25C0", "Back"],
-      ["step", "\u25B6", "Step"],
-      ["play", "\u25B6\u25B6", "Play"],
-      ["reset", "\u21BA", "Reset"],
-    ];
-    view.buttons = {};
-    buttons.forEach(function (b) {
-      var button = el("button", { type: "button", "data-action": b[0] });
-      button.appendChild(el("span", { "aria-hidden": "true", class: "cnnbook-sk-icon" }, b[1]));
-      button.appendChild(el("span", { class: "cnnbook-sk-label" }, b[2]));
-      bar.appendChild(button);
-      view.buttons[b[0]] = button;
-    });
-    view.buttons.play.setAttribute("aria-pressed", "false");
+    var bar = el("div", { class: "cnnbook-controls" });
+    player = stepper(root, bar, state, lastIndex, render, PLAY_INTERVAL_MS);
+    view.buttons = player.buttons;
     view.stride = buildSelect(bar, "stride", "Stride", data.strides, function () {
       return true;
     });
     view.padding = buildSelect(bar, "padding", "Padding", data.paddings, function (p) {
       return ("s" + state.stride + "p" + p) in data.configs;
     });
-    view.progress = el("span", { class: "cnnbook-sk-progress" });
+    view.progress = el("span", { class: "cnnbook-progress" });
     bar.appendChild(view.progress);
     return bar;
   }
 
+  // A menu of `values`; those for which usable(v) is false are shown greyed out.
   function buildSelect(bar, name, text, values, usable) {
-    var label = el("label", { class: "cnnbook-sk-select" });
-    label.appendChild(el("span", null, text));
-    var select = el("select", { "data-control": name });
-    values.forEach(function (v) {
-      var option = el("option", { value: String(v) }, String(v));
-      if (!usable(v)) {
-        option.disabled = true;
-        option.textContent = v + " (kernel does not fit)";
-      }
-      select.appendChild(option);
+    var options = values.map(function (v) {
+      return usable(v) ? [String(v), String(v)] : [String(v), v + " (kernel does not fit)", true];
     });
+    var select = labelledSelect(bar, name, text, options).select;
     select.value = String(state[name]);
-    label.appendChild(select);
-    bar.appendChild(label);
     return select;
-  }
-
-  function panel(caption, role) {
-    var box = el("div", { class: "cnnbook-sk-panel" });
-    var cap = el("div", { class: "cnnbook-sk-caption" });
-    box.appendChild(cap);
-    var grid = el("div", { class: "cnnbook-sk-grid", "data-role": role, role: "img" });
-    box.appendChild(grid);
-    if (caption) {
-      cap.textContent = caption;
-    }
-    return { box: box, caption: cap, grid: grid };
   }
 
   // Column width in em from the longest label, so 7 x 7 photo values and 5 x 5 integers
@@ -152,7 +108,7 @@ function mountSlidingKernel(root, data) {
         gridCell(grid, r, c, fmtCell(v), "cnnbook-sk-weight");
       });
     });
-    view.kernel.caption.textContent = "Kernel (" + data.k_h + " \u00D7 " + data.k_w + ")";
+    view.kernel.caption.textContent = "Kernel (" + data.k_h + " " + TIMES + " " + data.k_w + ")";
     grid.setAttribute(
       "aria-label",
       "Kernel, " + data.k_h + " by " + data.k_w + ": " + flatLabels(data.kernel).join(", ")
@@ -199,7 +155,7 @@ function mountSlidingKernel(root, data) {
       pos.products.forEach(function (row, a) {
         row.forEach(function (v, b) {
           var x = cfg.padded[pos.window[0] + a][pos.window[1] + b];
-          factors.push(fmtCell(x) + "\u00D7" + fmtCell(data.kernel[a][b]));
+          factors.push(fmtCell(x) + TIMES + fmtCell(data.kernel[a][b]));
           values.push(fmtCell(v));
         });
       });
@@ -230,7 +186,7 @@ function mountSlidingKernel(root, data) {
         return gridCell(grid, r, c, "", "cnnbook-sk-out");
       });
     });
-    view.output.caption.textContent = "Output (" + rows + " \u00D7 " + cols + ")";
+    view.output.caption.textContent = "Output (" + rows + " " + TIMES + " " + cols + ")";
   }
 
   function buildFormula(cfg) {
@@ -286,7 +242,7 @@ function mountSlidingKernel(root, data) {
       row.forEach(function (v, b) {
         var cell = view.productCells[a][b];
         cell.factors.textContent =
-          fmtCell(cfg.padded[top + a][left + b]) + "\u00D7" + fmtCell(data.kernel[a][b]);
+          fmtCell(cfg.padded[top + a][left + b]) + TIMES + fmtCell(data.kernel[a][b]);
         cell.value.textContent = fmtCell(v);
       });
     });
@@ -346,63 +302,8 @@ function mountSlidingKernel(root, data) {
     return config().positions.length - 1;
   }
 
-  function stop() {
-    if (state.timer !== null) {
-      clearInterval(state.timer);
-      state.timer = null;
-    }
-    view.buttons.play.querySelector(".cnnbook-sk-label").textContent = "Play";
-    view.buttons.play.querySelector(".cnnbook-sk-icon").textContent = "\u25B6\u25B6";
-    view.buttons.play.setAttribute("aria-pressed", "false");
-  }
-
-  function tick() {
-    if (!root.isConnected) {
-      stop(); // the output was cleared: do not keep a timer alive for nothing
-      return;
-    }
-    if (state.index < lastIndex()) {
-      state.index += 1;
-      render();
-    }
-    if (state.index >= lastIndex()) {
-      stop();
-    }
-  }
-
-  function play() {
-    if (state.index >= lastIndex()) {
-      state.index = 0; // Play at the end starts over
-      render();
-    }
-    state.timer = setInterval(tick, PLAY_INTERVAL_MS);
-    view.buttons.play.querySelector(".cnnbook-sk-label").textContent = "Pause";
-    view.buttons.play.querySelector(".cnnbook-sk-icon").textContent = "\u275A\u275A";
-    view.buttons.play.setAttribute("aria-pressed", "true");
-  }
-
-  function onAction(action) {
-    if (action === "play") {
-      if (state.timer === null) {
-        play();
-      } else {
-        stop();
-      }
-      return;
-    }
-    stop();
-    if (action === "step" && state.index < lastIndex()) {
-      state.index += 1;
-    } else if (action === "back" && state.index > 0) {
-      state.index -= 1;
-    } else if (action === "reset") {
-      state.index = 0;
-    }
-    render();
-  }
-
   function onSelect() {
-    stop();
+    player.stop();
     state.stride = Number(view.stride.value);
     state.padding = Number(view.padding.value);
     state.index = 0;
@@ -412,19 +313,15 @@ function mountSlidingKernel(root, data) {
 
   // ---------------------------------------------------------------- mount
 
-  var noJs = root.querySelector('[data-role="no-js"]');
-  if (noJs) {
-    noJs.parentNode.removeChild(noJs);
-  }
-  var body = el("div", { class: "cnnbook-sk-body" });
-  body.appendChild(el("div", { class: "cnnbook-sk-title" }, data.title));
+  var body = widgetBody(root, data.title);
   body.appendChild(buildControls());
 
-  var panels = el("div", { class: "cnnbook-sk-panels" });
-  view.input = panel("", "input-grid");
-  view.kernel = panel("", "kernel-grid");
-  view.products = panel("Products (window \u2299 kernel)", "products-grid");
-  view.output = panel("", "output-grid");
+  var panels = el("div", { class: "cnnbook-panels" });
+  view.input = gridPanel("input-grid");
+  view.kernel = gridPanel("kernel-grid");
+  view.products = gridPanel("products-grid");
+  view.products.caption.textContent = "Products (window \u2299 kernel)";
+  view.output = gridPanel("output-grid");
   [view.input, view.kernel, view.products, view.output].forEach(function (p) {
     panels.appendChild(p.box);
   });
@@ -441,13 +338,13 @@ function mountSlidingKernel(root, data) {
   view.valueName = el("span", { class: "cnnbook-sk-valuename" });
   sums.appendChild(view.valueName);
   sums.appendChild(el("span", null, " = "));
-  view.value = el("strong", { "data-role": "current-value" });
+  view.value = el("strong", { class: "cnnbook-highlight", "data-role": "current-value" });
   sums.appendChild(view.value);
   view.products.box.appendChild(sums);
 
-  view.formula = el("div", { class: "cnnbook-sk-formula" });
+  view.formula = el("div", { class: "cnnbook-formula" });
   body.appendChild(view.formula);
-  view.status = el("p", { class: "cnnbook-sk-status", "aria-live": "polite" });
+  view.status = statusLine();
   body.appendChild(view.status);
   root.appendChild(body);
 
@@ -455,11 +352,6 @@ function mountSlidingKernel(root, data) {
   rebuild();
   render();
 
-  Object.keys(view.buttons).forEach(function (action) {
-    view.buttons[action].addEventListener("click", function () {
-      onAction(action);
-    });
-  });
   view.stride.addEventListener("change", onSelect);
   view.padding.addEventListener("change", onSelect);
 }
