@@ -1,4 +1,14 @@
 // Tell the ipywidgets HTML manager where its own files (icon fonts) live: next to this
-// script, in _static/vendor/html-manager/. Without it, the manager asks for them
-// relative to each page and gets 404s. Loaded before require.js (see _config.yml).
-window.__jupyter_widgets_assets_path__ = new URL("html-manager/", document.currentScript.src).href;
+// script, in _static/vendor/html-manager/. The manager derives that folder from the
+// require.js module path of "@jupyter-widgets/html-manager/dist/...", which by default
+// resolves relative to each page, so the fonts 404. Loaded between require.js and the
+// manager (see _config.yml).
+(function () {
+  var base = new URL("html-manager/", document.currentScript.src).href;
+  window.__jupyter_widgets_assets_path__ = base;
+  if (window.requirejs) {
+    window.requirejs.config({
+      paths: { "@jupyter-widgets/html-manager/dist": base.replace(/\/$/, "") },
+    });
+  }
+})();

@@ -28,8 +28,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnbook._checks import check_array, check_int
+from cnnbook._checks import check_int
 from cnnbook.arith import Conv, Pool, conv_output_size, pool_output_size, receptive_field
+from cnnbook.photos import photo_as_float
 from cnnbook.widgets._html import pack_uint, render_widget
 
 __all__ = [
@@ -193,17 +194,7 @@ def _square_photo(image: object, size: int) -> np.ndarray:
     """Centre-crop ``image`` to a square and resize it: returns (size, size, 3) uint8."""
     from skimage.transform import resize  # imported here: skimage.transform loads slowly
 
-    image = check_array("image", image)
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"image must have shape (H, W) or (H, W, 3), got {image.shape}")
-    if np.issubdtype(image.dtype, np.integer):
-        if image.size and (image.min() < 0 or image.max() > 255):
-            raise ValueError("image of integer dtype must hold values in [0, 255]")
-        values = image / 255.0
-    else:
-        if not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 1:
-            raise ValueError("image of float dtype must hold finite values in [0, 1]")
-        values = image.astype(np.float64)
+    values = photo_as_float(image)  # (H, W) or (H, W, 3) in [0, 1], validated
     H, W = values.shape[:2]
     if min(H, W) < 16:
         raise ValueError(f"image must be at least 16 x 16 pixels, got {H} x {W}")
