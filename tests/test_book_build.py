@@ -87,5 +87,8 @@ def test_widget_manager_finds_its_fonts(built_book: Path):
     for chapter in _chapters():
         html = (built_book / f"{chapter}.html").read_text()
         if "_static/vendor/html-manager/embed-amd.js" in html:
-            shim_at = html.index("_static/vendor/widgets-assets-path.js")
-            assert shim_at < html.index("_static/vendor/requirejs/require.js"), chapter
+            order = [
+                html.index(f"_static/vendor/{name}")
+                for name in ("requirejs/require.js", "widgets-assets-path.js", "html-manager/")
+            ]
+            assert order == sorted(order), f"{chapter}: load require.js, the shim, the manager"

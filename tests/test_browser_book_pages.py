@@ -1,0 +1,40 @@
+"""Every page of the built book in headless Chromium: clean, offline, math, widgets, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from browser_utils import checked_book_page
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CHAPTERS = [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+PAGES = ["index", TOC["root"], *CHAPTERS]
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_page_loads_offline_without_errors(built_book: Path, browser_context, page_name: str):
+    html = (built_book / f"{page_name}.html").read_text()
+    with checked_book_page(browser_context, built_book, Path(f"{page_name}.html")) as page:
+        if "math notranslate" in html:  # MathJax typesets every formula on the page
+            page.wait_for_selector("mjx-container", timeout=20_000)
+            raw = page.locator(".math:not(:has(mjx-container))").count()
+            assert raw == 0, f"{page_name}: {raw} formulas were not typeset"
+        if "application/vnd.jupyter.widget-view+json" in html:  # live ipywidgets (tqdm bars)
+            page.wait_for_selector(".jupyter-widgets", timeout=20_000)
+        shots = built_book.parent / "screenshots"
+        shots.mkdir(exist_ok=True)
+        page.screenshot(path=str(shots / f"{page_name.replace('/', '_')}.png"))
+
+
+def test_search_finds_a_chapter_by_a_word_in_its_body(built_book: Path, browser_context):
+    with checked_book_page(browser_context, built_book, Path("search.html")) as page:
+        page.goto(page.url.split("?")[0] + "?q=dilation")
+        results = page.locator("#search-results a")
+        results.first.wait_for(timeout=20_000)
+        hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
+        assert any("03_conv_arithmetic" in (h or "") for h in hrefs), hrefs
