@@ -16,7 +16,8 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTALL_TAG = "hide-input"
+# The published book does not show the cell: it matters only where the notebook runs.
+INSTALL_TAG = "remove-cell"
 
 
 def repo_url(root: Path = ROOT) -> str:
@@ -44,7 +45,13 @@ def stale_notebooks(root: Path = ROOT) -> list[Path]:
     stale = []
     for path in chapter_notebooks(root):
         cells = nbformat.read(path, as_version=4).cells
-        if not cells or cells[0].cell_type != "code" or cells[0].source != expected:
+        first = cells[0] if cells else None
+        if (
+            first is None
+            or first.cell_type != "code"
+            or first.source != expected
+            or first.metadata.get("tags") != [INSTALL_TAG]
+        ):
             stale.append(path)
     return stale
 
@@ -61,6 +68,7 @@ def sync(root: Path = ROOT) -> list[Path]:
             and 'find_spec("cnnbook")' in first.source
         ):
             first.source = expected
+            first.metadata["tags"] = [INSTALL_TAG]
         else:
             cell = nbformat.v4.new_code_cell(expected)
             cell.metadata["tags"] = [INSTALL_TAG]
