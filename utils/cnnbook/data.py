@@ -28,6 +28,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from cnnbook._checks import check_int
+from cnnbook.integrity import sha256_file
 from cnnbook.photos import (  # noqa: F401 - re-exported: chapters load photos and data from here
     SAMPLE_PHOTOS,
     crop_patch,
@@ -128,20 +129,12 @@ def _describe_roots(roots: list[Path]) -> str:
 _SHA256_MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _sha256(path: Path) -> str:
     """SHA-256 of a file, computed once per process for each (path, size, mtime)."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA256_MEMO:
-        _SHA256_MEMO[key] = _hash_file(path)
+        _SHA256_MEMO[key] = sha256_file(path)
     return _SHA256_MEMO[key]
 
 
@@ -521,7 +514,7 @@ def _write_decoded(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             np.savez(f, images=images, labels=labels)
-        digest = _hash_file(tmp)
+        digest = sha256_file(tmp)
         os.replace(tmp, path)
         path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
     except OSError as err:
