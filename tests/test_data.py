@@ -205,8 +205,8 @@ def test_part_of_the_files_is_reported_as_partial(tmp_path, monkeypatch):
 
 def test_files_are_hashed_once_per_process(monkeypatch, tmp_path):
     calls = []
-    real_hash = data._hash_file
-    monkeypatch.setattr(data, "_hash_file", lambda path: calls.append(path) or real_hash(path))
+    real_hash = data.sha256_file
+    monkeypatch.setattr(data, "sha256_file", lambda path: calls.append(path) or real_hash(path))
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc")
     first = data._sha256(path)
