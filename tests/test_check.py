@@ -76,3 +76,10 @@ def test_bad_arguments():
         check_function(reference_output_size, None, [(1, 1, 0, 1)])
     with pytest.raises(ValueError, match="cases"):
         check_function(reference_output_size, reference_output_size, [])
+
+
+def test_ragged_expected_values_compare_as_python(capsys):
+    shapes = [(6, 28, 28), (400,), (10,)]
+    check_value("shapes", [(6, 28, 28), (400,), (10,)], shapes)
+    with pytest.raises(CheckFailed, match="values differ"):
+        check_value("shapes", [(6, 28, 28), (401,), (10,)], shapes)

@@ -30,7 +30,10 @@ def _short(value: Any, limit: int = 300) -> str:
 def _agree(got: Any, expected: Any, atol: float) -> str | None:
     """None if ``got`` matches ``expected``, else the reason it does not."""
     if isinstance(expected, (np.ndarray, list, tuple)) and not isinstance(expected, str):
-        expected_arr = np.asarray(expected)
+        try:
+            expected_arr = np.asarray(expected)
+        except ValueError:  # ragged, e.g. shapes of different lengths: compare as Python
+            return None if got == expected else "values differ"
         try:
             got_arr = np.asarray(got)
         except Exception:  # noqa: BLE001 - any failure to convert is a wrong answer
