@@ -21,22 +21,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _machine import cpu_model  # benchmarks/_machine.py (scripts run from here)
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from cnnbook.numpy_ops import conv2d_im2col, conv2d_loops
 
 N, C_IN, C_OUT, H, W, K, PADDING = 8, 64, 64, 56, 56, 3, 1
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def blas_description() -> str:

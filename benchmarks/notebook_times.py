@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import cpu_model  # benchmarks/_machine.py (scripts run from here)
+
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_S, BUDGET_MB = 90.0, 3072.0
 
@@ -39,16 +41,6 @@ def run_one(path: Path) -> dict:
     # The kernel was our child and has been reaped, so its peak RSS is counted here (KiB).
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"seconds": seconds, "peak_mb": peak_mb}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:

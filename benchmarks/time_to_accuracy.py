@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from _machine import cpu_model  # benchmarks/_machine.py (scripts run from here)
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import ToTensor
@@ -190,17 +191,6 @@ def run_book(dataset: str, args: argparse.Namespace) -> Run:
 
 
 # ----------------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def describe_book(args: argparse.Namespace) -> str:
