@@ -29,15 +29,21 @@ def _labels(name: str, value: object, num_classes: int | None = None) -> torch.T
     if y.ndim != 1:
         raise ValueError(f"{name} must have shape (N,), got {tuple(y.shape)}")
     y = y.long()
-    if num_classes is not None and y.numel() > 0:
-        low, high = int(y.min()), int(y.max())
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"{name} holds label {bad}, outside 0..{num_classes - 1} "
-                f"for num_classes={num_classes}"
-            )
+    if num_classes is not None and (bad := out_of_range_label(y, num_classes)) is not None:
+        raise ValueError(
+            f"{name} holds label {bad}, outside 0..{num_classes - 1} for num_classes={num_classes}"
+        )
     return y
+
+
+def out_of_range_label(y: torch.Tensor, num_classes: int) -> int | None:
+    """The first offending label of ``y`` (lowest if negative, else highest), or None."""
+    if y.numel() == 0:
+        return None
+    low, high = int(y.min()), int(y.max())
+    if low < 0:
+        return low
+    return high if high >= num_classes else None
 
 
 def _scores(name: str, value: object, n: int) -> torch.Tensor:

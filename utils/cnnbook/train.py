@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from cnnbook._checks import check_choice, check_int
 from cnnbook.integrity import sha256_file
+from cnnbook.metrics import out_of_range_label
 from cnnbook.runtime import device as default_device
 
 SCHEDULER_STEPS = ("batch", "epoch")
@@ -299,11 +300,7 @@ def _check_labels(y: torch.Tensor, logits: torch.Tensor, name: str) -> None:
     num_classes = logits.shape[1]
     if y.ndim != 1:
         raise ValueError(f"labels in {name} must have shape (N,), got {tuple(y.shape)}")
-    if y.numel() == 0:
-        return
-    low, high = int(y.min()), int(y.max())
-    if low < 0 or high >= num_classes:
-        bad = low if low < 0 else high
+    if (bad := out_of_range_label(y, num_classes)) is not None:
         raise ValueError(
             f"{name} has label {bad}, but the model has {num_classes} outputs "
             f"(num_classes={num_classes}), so labels must lie in 0..{num_classes - 1}"
