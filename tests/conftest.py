@@ -22,7 +22,10 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def built_book() -> Path:
-    """Build the HTML book once per test session (every notebook executed) and return it.
+    """Build the HTML book once per test session and return it.
+
+    Notebooks that nbval already ran in this session come from the jupyter-cache that
+    ../conftest.py fills; any other notebook is executed by the build.
 
     Set ``CNNBOOK_REUSE_BOOK=1`` to reuse an existing ``_build/html`` while iterating on
     tests locally; CI never sets it.
