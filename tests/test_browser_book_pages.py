@@ -26,6 +26,14 @@ def test_page_loads_offline_without_errors(built_book: Path, browser_context, pa
             assert raw == 0, f"{page_name}: {raw} formulas were not typeset"
         if "application/vnd.jupyter.widget-view+json" in html:  # live ipywidgets (tqdm bars)
             page.wait_for_selector(".jupyter-widgets", timeout=20_000)
+        if "cnnbook-live" in html:  # live explorers: initial figure and the run-it-live note
+            explorers = page.locator(".cnnbook-live")
+            explorers.first.wait_for(timeout=20_000)
+            for i in range(explorers.count()):
+                explorer = explorers.nth(i)
+                explorer.locator("img").first.wait_for(timeout=20_000)
+                note = explorer.locator(".cnnbook-live-note").inner_text()
+                assert "Run the notebook" in note, f"{page_name}: explorer {i} lacks the note"
         shots = built_book.parent / "screenshots"
         shots.mkdir(exist_ok=True)
         page.screenshot(path=str(shots / f"{page_name.replace('/', '_')}.png"))
