@@ -7,13 +7,14 @@ STAMP := $(VENV)/.cnnbook-installed
 VENDOR := _vendor/vendor/.stamp
 BOOK_HTML := _build/html
 
-.PHONY: help install book test lab sync assignments bench clean
+.PHONY: help install book test lab sync assignments grade bench clean
 
 help:
-	@echo "make book   build the HTML book (every notebook executed) into $(BOOK_HTML)"
+	@echo "make book   build the HTML book into $(BOOK_HTML) (notebooks not in _build/.jupyter_cache are executed)"
 	@echo "make test   run the whole test suite (unit, property, notebooks, book build, browser)"
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
+	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  check submissions (grades.csv)"
 	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell"
 	@echo "make bench  print the benchmark tables"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
@@ -49,6 +50,9 @@ sync: install
 
 assignments: install
 	$(PY) tools/make_assignments.py --out _build/assignments
+
+grade: install
+	$(PY) tools/grade_assignments.py $(SUBMISSIONS) --csv grades.csv
 
 bench: install
 	$(PY) benchmarks/conv_speed.py
