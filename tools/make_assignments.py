@@ -86,7 +86,7 @@ def main() -> int:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "assignments")
     args = parser.parse_args()
-    notebooks = args.notebooks or sorted((ROOT / "chapters").glob("*.ipynb"))
+    notebooks = args.notebooks or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
     args.out.mkdir(parents=True, exist_ok=True)
     for path in notebooks:
         nb, cleared = student_version(nbformat.read(path, as_version=4))
