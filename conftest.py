@@ -87,6 +87,7 @@ class _Record:
 
 
 _records: dict[Path, _Record] = {}
+_seconds: dict[str, float] = {}  # notebook name -> wall seconds under nbval, for the summary
 
 
 def _is_nbval_cell(item: pytest.Item) -> bool:
@@ -139,6 +140,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return
     path = Path(str(item.parent.path))
     record = _records.pop(path, None)
+    if record is not None:
+        _seconds[path.name] = time.perf_counter() - record.started
     kernel = getattr(item.parent, "kernel", None)
     if record is None or record.failed or kernel is None or not kernel.is_alive():
         return
@@ -177,3 +180,13 @@ def _store(notebook: nbformat.NotebookNode, path: Path, seconds: float) -> None:
     CACHE.parent.mkdir(exist_ok=True)
     bundle = CacheBundleIn(notebook, str(path), data={"execution_seconds": seconds})
     get_cache(str(CACHE)).cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Per-notebook wall time under nbval (includes nbval's own overhead)."""
+    if not _seconds:
+        return
+    terminalreporter.section("notebook execution times (nbval)")
+    for name, seconds in _seconds.items():
+        terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+    terminalreporter.write_line(f"{sum(_seconds.values()):7.1f} s  total")
