@@ -599,3 +599,6 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
     digits = sklearn_load_digits()
     return digits.images.astype(np.float64), digits.target.astype(np.int64)
+
+
+from cnnbook.scenes import make_scenes  # noqa: E402,F401 - the scene generator, re-exported
