@@ -100,3 +100,22 @@ def test_requirements_are_ranges():
     ]
     assert not pinned, f"requirements.txt should use ranges, not exact pins: {pinned}"
     assert "-e ." in (ROOT / "requirements.txt").read_text()
+
+
+def _headings(path: Path) -> list[int]:
+    if path.suffix == ".md":
+        text = path.read_text()
+    else:
+        text = _sources(nbformat.read(path, as_version=4), "markdown")
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # code and admonition blocks
+    return [len(m.group(1)) for m in re.finditer(r"^(#{1,6}) ", text, re.M)]
+
+
+@pytest.mark.parametrize("entry", _toc_files(), ids=str)
+def test_headings_are_in_order(entry: str):
+    """One title, and no level skipped: screen readers navigate pages by their headings."""
+    path = next(p for p in ROOT.glob(entry + ".*") if p.suffix in (".md", ".ipynb"))
+    levels = _headings(path)
+    assert levels and levels[0] == 1 and levels.count(1) == 1, f"{path.name}: one # title first"
+    jumps = [(a, b) for a, b in zip(levels, levels[1:], strict=False) if b > a + 1]
+    assert not jumps, f"{path.name}: heading levels skip: {jumps}"
