@@ -19,6 +19,11 @@ def _chapters() -> list[str]:
     return [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
+def _notebooks() -> list[str]:
+    """Pages built from notebooks: only these get launch buttons (Markdown pages have no kernel)."""
+    return [c for c in _chapters() if (ROOT / f"{c}.ipynb").exists()]
+
+
 def _config() -> dict:
     return yaml.safe_load((ROOT / "_config.yml").read_text())
 
@@ -50,7 +55,8 @@ def test_pages_load_scripts_from_the_book_not_from_cdns(built_book: Path):
 def test_launch_buttons_point_at_the_notebook(built_book: Path):
     url = _config()["repository"]["url"].rstrip("/")
     owner_repo = url.split("github.com/")[1]
-    for chapter in _chapters():
+    assert _notebooks(), "the table of contents lists no notebooks"
+    for chapter in _notebooks():
         html = (built_book / f"{chapter}.html").read_text()
         colab = f"https://colab.research.google.com/github/{owner_repo}/blob/main/{chapter}.ipynb"
         assert colab in html, f"{chapter}: no Colab button for {colab}"
