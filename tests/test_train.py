@@ -109,6 +109,33 @@ def test_numpy_arrays_and_soft_targets_are_accepted(digits):
     assert len(h) == 1 and 0 <= h.train_acc[0] <= 1 and h.val_acc == []
 
 
+def test_a_collate_fn_that_makes_soft_targets_is_accepted(digits):
+    """Mixup/CutMix as a collate_fn: the dataset holds integer labels, batches carry (N, K)."""
+    X, y = train_pair(digits, 256)
+
+    def one_hot_collate(items):
+        xs, ys = zip(*items, strict=True)
+        return torch.stack(xs), nn.functional.one_hot(torch.stack(ys), 10).float()
+
+    loader = DataLoader(TensorDataset(X, y), batch_size=32, collate_fn=one_hot_collate)
+    h = fit(small_cnn(), loader, epochs=1, **QUIET)
+    assert len(h) == 1 and 0 <= h.train_acc[0] <= 1
+
+
+def test_a_bad_dataset_label_is_caught_even_with_soft_batches(digits):
+    X, y = train_pair(digits, 64)
+    y = y.clone()
+    y[-1] = 12  # only in the dataset's labels, never in the first batch
+
+    def one_hot_collate(items):
+        xs, ys = zip(*items, strict=True)
+        return torch.stack(xs), nn.functional.one_hot(torch.stack(ys).clamp(max=9), 10).float()
+
+    loader = DataLoader(TensorDataset(X, y), batch_size=16, collate_fn=one_hot_collate)
+    with pytest.raises(ValueError, match="label 12"):
+        fit(small_cnn(), loader, epochs=1, **QUIET)
+
+
 def test_same_seed_gives_identical_histories(digits):
     def run(seed: int) -> tuple[History, nn.Module]:
         model = small_cnn(dropout=0.3)

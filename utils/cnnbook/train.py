@@ -236,8 +236,13 @@ class _Batches:
             return self.y if first_batch else None
         if first_batch:
             known = _known_labels(self.loader.dataset)
+            batch = self.cpu_labels
+            # A collate_fn may turn integer labels into soft (N, K) targets (Mixup, CutMix):
+            # then the dataset's labels and the batch's are checked separately.
+            if known is not None and batch.ndim == 1 and not batch.dtype.is_floating_point:
+                return torch.cat([known, batch])
             if known is not None:
-                return torch.cat([known, self.cpu_labels])
+                return known
         return self.cpu_labels
 
 
