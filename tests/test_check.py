@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.signal import convolve2d
 
 from cnnbook.check import CheckFailed, check_function, check_value
@@ -83,3 +84,17 @@ def test_ragged_expected_values_compare_as_python(capsys):
     check_value("shapes", [(6, 28, 28), (400,), (10,)], shapes)
     with pytest.raises(CheckFailed, match="values differ"):
         check_value("shapes", [(6, 28, 28), (401,), (10,)], shapes)
+
+
+def test_torch_tensors_are_compared_as_arrays(capsys):
+    def relu(x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=0)
+
+    cases = [(torch.randn(3, 4, generator=torch.Generator().manual_seed(s)),) for s in range(3)]
+    check_function(relu, torch.relu, cases)
+    assert "all 3 cases" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="largest difference"):
+        check_function(lambda x: x.abs(), torch.relu, cases, name="relu")
+    check_value("loss", torch.tensor(0.25), 0.25)
+    with pytest.raises(CheckFailed, match="shape"):
+        check_value("logits", torch.zeros(2, 3), np.zeros((3, 2)))

@@ -18,7 +18,15 @@ class CheckFailed(AssertionError):
     """An exercise answer disagrees with the expected result."""
 
 
+def _plain(value: Any) -> Any:
+    """A torch tensor as a NumPy array (so answers may be tensors); anything else unchanged."""
+    if all(hasattr(value, attr) for attr in ("detach", "cpu", "numpy")):
+        return value.detach().cpu().numpy()
+    return value
+
+
 def _short(value: Any, limit: int = 300) -> str:
+    value = _plain(value)
     if isinstance(value, np.ndarray):
         body = np.array2string(value, precision=4, threshold=50)
         text = f"array of shape {value.shape}, dtype {value.dtype}:\n{body}"
@@ -29,6 +37,7 @@ def _short(value: Any, limit: int = 300) -> str:
 
 def _agree(got: Any, expected: Any, atol: float) -> str | None:
     """None if ``got`` matches ``expected``, else the reason it does not."""
+    got, expected = _plain(got), _plain(expected)
     if isinstance(expected, (np.ndarray, list, tuple)) and not isinstance(expected, str):
         try:
             expected_arr = np.asarray(expected)
