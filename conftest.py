@@ -151,9 +151,27 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         cell.outputs = record.outputs.get(index, [])
         cell.execution_count = record.counts.get(index)
     state = _widget_state(kernel)
+    drop_closed_widget_views(code_cells, state)
     if state:
         notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": state}
     _store(notebook, path, time.perf_counter() - record.started)
+
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_closed_widget_views(cells: list, state: dict | None) -> None:
+    """Remove outputs that show a widget the kernel has closed since (a progress bar made
+    with ``leave=False``): the saved state no longer has its model, so the HTML book could
+    only render an empty box, as a notebook does once the widget is closed."""
+    models = set((state or {}).get("state", {}))
+    for cell in cells:
+        cell.outputs = [
+            out
+            for out in cell.outputs
+            if _WIDGET_VIEW not in out.get("data", {})
+            or out["data"][_WIDGET_VIEW].get("model_id") in models
+        ]
 
 
 def _widget_state(kernel) -> dict | None:

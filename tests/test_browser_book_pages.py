@@ -21,7 +21,8 @@ def test_page_loads_offline_without_errors(built_book: Path, browser_context, pa
     html = (built_book / f"{page_name}.html").read_text()
     with checked_book_page(browser_context, built_book, Path(f"{page_name}.html")) as page:
         if "math notranslate" in html:  # MathJax typesets every formula on the page
-            page.wait_for_selector("mjx-container", timeout=20_000)
+            # attached, not visible: formulas may sit in collapsed answers (Appendix A)
+            page.wait_for_selector("mjx-container", state="attached", timeout=20_000)
             raw = page.locator(".math:not(:has(mjx-container))").count()
             assert raw == 0, f"{page_name}: {raw} formulas were not typeset"
         if "application/vnd.jupyter.widget-view+json" in html:  # live ipywidgets (tqdm bars)

@@ -75,3 +75,24 @@ def test_messages_of_other_executions_are_ignored():
     outs = record.outputs[0]
     assert len(outs) == 1 and outs[0]["output_type"] == "execute_result"
     assert outs[0]["execution_count"] == 7
+
+
+def test_views_of_closed_widgets_are_dropped_and_live_ones_kept():
+    import nbformat
+
+    view = "application/vnd.jupyter.widget-view+json"
+    cell = nbformat.v4.new_code_cell("...")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data", {view: {"model_id": "closed"}, "text/plain": "HBox"}
+        ),
+        nbformat.v4.new_output("display_data", {view: {"model_id": "alive"}, "text/plain": "HBox"}),
+        nbformat.v4.new_output("display_data", _png("a figure")),
+        nbformat.v4.new_output("stream", name="stdout", text="done\n"),
+    ]
+    state = {"version_major": 2, "version_minor": 0, "state": {"alive": {}}}
+    _recorder_module().drop_closed_widget_views([cell], state)
+    kept = [out.get("data", {}).get(view, {}).get("model_id") for out in cell.outputs]
+    assert kept == ["alive", None, None], "only the closed widget's view goes"
+    _recorder_module().drop_closed_widget_views([cell], None)  # no widgets left at all
+    assert len(cell.outputs) == 2 and view not in cell.outputs[0].get("data", {})

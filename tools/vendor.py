@@ -19,6 +19,7 @@ DEST = ROOT / "_vendor" / "vendor"
 # _vendor/vendor)
 COPIES = [
     ("widgets-assets-path.js", "widgets-assets-path.js"),
+    ("mathjax-hub-shim.js", "mathjax-hub-shim.js"),
     ("requirejs/require.js", "requirejs/require.js"),
     ("@jupyter-widgets/html-manager/dist", "html-manager"),
     ("mathjax/es5", "mathjax"),
