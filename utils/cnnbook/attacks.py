@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cnnbook._checks import check_choice, check_int
+from cnnbook._torch_checks import check_images, check_model, eval_mode
 from cnnbook.train import History
 
 ATTACKS = ("fgsm", "pgd")
@@ -32,22 +32,6 @@ BLUR_SIGMA = (0.5, 1.0, 1.5, 2.0, 2.5)
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
-def _check_images(x: object, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x)}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{name} must hold floats in [0, 1], got dtype {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
-    return x
 
 
 def _check_labels(y: object, n: int) -> torch.Tensor:
@@ -77,17 +61,6 @@ def _check_clamp(clamp: object) -> tuple[float, float] | None:
 
 
 # ----------------------------------------------------------------------------- attacks
-
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    """Attack the model as it is deployed (eval mode), then restore its mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def input_gradient(
@@ -125,12 +98,12 @@ def fgsm(
     |x_adv - x| <= epsilon everywhere, clipped to ``clamp`` (None: no clipping).
     loss_fn(logits, y) must sum or average per-image losses (default cross-entropy).
     """
-    model = _check_model(model)
-    x = _check_images(x)
+    model = check_model(model)
+    x = check_images("x", x)
     y = _check_labels(y, x.shape[0])
     epsilon = _check_epsilon(epsilon)
     clamp = _check_clamp(clamp)
-    with _eval_mode(model):
+    with eval_mode(model):
         grad = input_gradient(model, x, y, loss_fn)
     x_adv = x.detach() + epsilon * grad.sign()
     return x_adv if clamp is None else x_adv.clamp(*clamp)
@@ -157,8 +130,8 @@ def pgd(
     x: (N, C, H, W); y: (N,). Returns x_adv with |x_adv - x| <= epsilon. ``seed`` fixes
     the random start.
     """
-    model = _check_model(model)
-    x = _check_images(x).detach()
+    model = check_model(model)
+    x = check_images("x", x).detach()
     y = _check_labels(y, x.shape[0])
     epsilon = _check_epsilon(epsilon)
     steps = check_int("steps", steps, minimum=1)
@@ -173,7 +146,7 @@ def pgd(
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         x_adv = x + (2 * noise - 1) * epsilon  # uniform in the ball: no projection needed
         x_adv = x_adv if clamp is None else x_adv.clamp(*clamp)
-    with _eval_mode(model):
+    with eval_mode(model):
         for _ in range(steps):
             grad = input_gradient(model, x_adv, y, loss_fn)
             x_adv = _project(x_adv + alpha * grad.sign(), x, epsilon, clamp)
@@ -203,10 +176,10 @@ def accuracy_under_attack(
     with the true labels; the result is the fraction classified correctly (epsilon=0
     gives the clean accuracy).
     """
-    model = _check_model(model)
+    model = check_model(model)
     if not isinstance(data, tuple | list) or len(data) != 2:
         raise TypeError("data must be a pair (X, y) of tensors")
-    X = _check_images(data[0], "data[0] (X)")
+    X = check_images("data[0] (X)", data[0])
     y = _check_labels(data[1], X.shape[0])
     attack_fn = _attack_fn(attack)
     epsilon = _check_epsilon(epsilon)
@@ -217,7 +190,7 @@ def accuracy_under_attack(
         x = X[start : start + batch_size].to(device)
         t = y[start : start + batch_size].to(device)
         x_adv = attack_fn(model, x, t, epsilon, **attack_kwargs) if epsilon > 0 else x
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             correct += int((model(x_adv).argmax(dim=1) == t).sum())
     return correct / X.shape[0]
 
@@ -284,10 +257,10 @@ def adversarial_training(
     """
     from tqdm.auto import tqdm  # here: tqdm.auto probes for Jupyter on import
 
-    model = _check_model(model)
+    model = check_model(model)
     if not isinstance(train_data, tuple | list) or len(train_data) != 2:
         raise TypeError("train_data must be a pair (X, y) of tensors")
-    X = _check_images(train_data[0], "train_data[0] (X)")
+    X = check_images("train_data[0] (X)", train_data[0])
     y = _check_labels(train_data[1], X.shape[0])
     epochs = check_int("epochs", epochs, minimum=1)
     epsilon = _check_epsilon(epsilon)
@@ -332,7 +305,7 @@ def gaussian_noise(x: torch.Tensor, severity: int, *, seed: int = 0) -> torch.Te
 
     x: (N, C, H, W) in [0, 1]. The noise is drawn from a generator seeded with ``seed``.
     """
-    x = _check_images(x)
+    x = check_images("x", x)
     std = NOISE_STD[_check_severity(severity) - 1]
     generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
@@ -344,7 +317,7 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
     x: (N, C, H, W) -> (N, C, H, W). The kernel is separable and truncated at 3 sigma.
     """
-    x = _check_images(x)
+    x = check_images("x", x)
     sigma = _check_epsilon(sigma, "sigma")
     if sigma == 0:
         return x.clone()

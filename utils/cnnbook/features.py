@@ -22,31 +22,13 @@ import torch
 from torch import nn
 
 from cnnbook._checks import check_choice, check_int, check_pair
+from cnnbook._torch_checks import check_images, check_model, eval_mode
 from cnnbook.attacks import blur
 
 SCALES = ("each", "all")
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
-def _check_images(name: str, x: object, channels: int | None = None) -> torch.Tensor:
-    """x must be a floating-point tensor of shape (N, C, H, W)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x)}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{name} must hold floats (e.g. torch.float32), got dtype {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} must have {channels} channels, got shape {tuple(x.shape)}")
-    return x
 
 
 def _check_number(name: str, value: object, *, minimum: float = 0.0) -> float:
@@ -59,7 +41,7 @@ def _check_number(name: str, value: object, *, minimum: float = 0.0) -> float:
 
 def get_layer(model: nn.Module, layer: str) -> nn.Module:
     """The submodule of ``model`` called ``layer`` (a name from ``model.named_modules()``)."""
-    model = _check_model(model)
+    model = check_model(model)
     if not isinstance(layer, str):
         raise TypeError(f"layer must be a str such as 'features.3', got {type(layer).__name__}")
     modules = dict(model.named_modules())
@@ -86,17 +68,6 @@ def _layer_list(model: nn.Module, layers: str | Sequence[str]) -> list[str]:
 
 class _StopForward(Exception):
     """Raised by a hook once every requested output is captured: the rest is not needed."""
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode (BatchNorm uses its running statistics, Dropout is off), then restore."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _capture(
@@ -142,10 +113,10 @@ def feature_maps(
     with ``stop_early``, stops the forward pass once every layer has produced its output.
     Returns ``{layer: (N, C_l, H_l, W_l)}`` in the order given (copies, on x's device).
     """
-    model = _check_model(model)
-    x = _check_images("x", x)
+    model = check_model(model)
+    x = check_images("x", x)
     names = _layer_list(model, layers)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         return _capture(model, x, names, detach=True, stop_early=stop_early)
 
 
@@ -199,7 +170,7 @@ def dead_channels(activations: torch.Tensor, *, tol: float = 0.0) -> torch.Tenso
 
     activations: (N, C, H, W), typically after a ReLU. Returns a bool tensor (C,).
     """
-    activations = _check_images("activations", activations)
+    activations = check_images("activations", activations)
     tol = _check_number("tol", tol, minimum=0.0)
     return activations.amax(dim=(0, 2, 3)) <= tol
 
@@ -277,7 +248,7 @@ def channel_activation(
 
     x in [0, 1] if ``normalize=(mean, std)`` is given (applied first), else model-ready.
     """
-    x = _check_images("x", x)
+    x = check_images("x", x)
     maps = feature_maps(model, _normalizer(normalize, x.shape[1], x.device)(x), layer)[layer]
     channel = check_int("channel", channel, minimum=0)
     if channel >= maps.shape[1]:
@@ -310,7 +281,7 @@ def maximize_activation(
     turns the [0, 1] image into the model's input (e.g. ImageNet statistics).
     The model is in eval mode throughout and its weights are not changed.
     """
-    model = _check_model(model)
+    model = check_model(model)
     get_layer(model, layer)
     channel = check_int("channel", channel, minimum=0)
     H, W = check_pair("size", size, minimum=8)
@@ -328,7 +299,7 @@ def maximize_activation(
     image = start.clone().to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([image], lr=lr)
     objective = []
-    with _eval_mode(model), _frozen(model):
+    with eval_mode(model), _frozen(model):
         for step in range(steps):
             dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist()
             shifted = torch.roll(image, shifts=(dy, dx), dims=(2, 3))

@@ -52,6 +52,7 @@ from matplotlib.axes import Axes
 from torch import nn
 
 from cnnbook._checks import check_array, check_int
+from cnnbook._torch_checks import check_model
 from cnnbook.runtime import is_offline
 
 # Channel statistics of ImageNet's training images, which torchvision's weights expect.
@@ -148,12 +149,6 @@ def preprocess(image: np.ndarray, size: int = 224) -> torch.Tensor:
 # --------------------------------------------------------------------------- argument checks
 
 
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
 def _check_input(x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(
@@ -191,7 +186,7 @@ def _check_target(target: object, num_classes: int) -> int:
 
 def _prepare(model: object, x: object, target: object) -> tuple[nn.Module, torch.Tensor, int]:
     """Check (model, x, target); return x as a fresh leaf that requires gradients."""
-    model = _check_model(model)
+    model = check_model(model)
     x = _check_input(x)
     target = _check_target(target, _class_scores(model, x).shape[1])
     return model, x.detach().clone().requires_grad_(True), target
@@ -202,7 +197,7 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
 
     Names are those of ``model.named_modules()``, e.g. ``"features.18"`` in MobileNetV2.
     """
-    model = _check_model(model)
+    model = check_model(model)
     names = {name: module for name, module in model.named_modules() if name}
     if isinstance(layer, str):
         if layer not in names:
@@ -441,7 +436,7 @@ def guided_copy(model: nn.Module) -> nn.Module:
     Each nn.ReLU6 becomes a subclass of nn.ReLU with the same forward pass (clamp to
     [0, 6]), so the copy computes exactly the same outputs; model itself is unchanged.
     """
-    guided = copy.deepcopy(_check_model(model))
+    guided = copy.deepcopy(check_model(model))
     for parent in guided.modules():
         for child_name, child in parent.named_children():
             if isinstance(child, nn.ReLU6):
@@ -481,7 +476,7 @@ def top_k(model: nn.Module, x: torch.Tensor, k: int = 5) -> list[Prediction]:
 
     Names are ImageNet's for a 1,000-class model, else "class <index>".
     """
-    model = _check_model(model)
+    model = check_model(model)
     x = _check_input(x)
     probabilities = _class_scores(model, x).softmax(dim=1)[0]
     k = check_int("k", k, minimum=1)

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from cnnbook._checks import check_choice, check_int
+from cnnbook._torch_checks import check_model
 from cnnbook.integrity import sha256_file
 from cnnbook.metrics import out_of_range_label
 from cnnbook.runtime import device as default_device
@@ -120,12 +121,6 @@ class History:
 
 
 # ----------------------------------------------------------------------------- data
-
-
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
 
 
 def _as_tensor(name: str, value: object) -> torch.Tensor:
@@ -453,7 +448,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, history: History)
     The file is written under a temporary name and renamed, so an interrupted save never
     leaves a half-written checkpoint behind. Returns the path.
     """
-    model = _check_model(model)
+    model = check_model(model)
     if not isinstance(history, History):
         raise TypeError(f"history must be a History, got {type(history).__name__}")
     path = Path(path)
@@ -470,7 +465,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, history: History)
 def load_checkpoint(path: str | os.PathLike, model: nn.Module) -> History:
     """Verify ``path`` against ``path.sha256``, load the weights into ``model``, return the
     History. Raises CheckpointCorruptError if the hash is missing or does not match."""
-    model = _check_model(model)
+    model = check_model(model)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -627,7 +622,7 @@ def fit(
         SHA-256, no training), else train and save it. seed: shuffling and dropout.
     live_plot: redraw loss/accuracy curves each epoch in Jupyter, else one final plot.
     """
-    model = _check_model(model)
+    model = check_model(model)
     epochs = check_int("epochs", epochs, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     seed = check_int("seed", seed, minimum=0)
@@ -795,7 +790,7 @@ def evaluate(
     Returns ``{"loss", "accuracy", "logits": (N, C), "predictions": (N,), "targets": (N,)}``
     with tensors on the CPU; loss uses ``loss_fn`` (default cross-entropy).
     """
-    model = _check_model(model)
+    model = check_model(model)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     dev = _model_device(model, device)
     _check_loss_fn(loss_fn)
@@ -813,7 +808,7 @@ def predict(
 ) -> torch.Tensor:
     """Model outputs (logits) for ``data``: a tensor X (N, ...), an (X, y) tuple, a Dataset
     or a DataLoader. Returns (N, C) on the CPU, in data order, computed in eval mode."""
-    model = _check_model(model)
+    model = check_model(model)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     dev = _model_device(model, device)
     if isinstance(data, torch.Tensor | np.ndarray):
