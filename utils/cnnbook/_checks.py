@@ -29,6 +29,15 @@ def check_pair(name: str, value: object, *, minimum: int | None = None) -> tuple
     return v, v
 
 
+def check_probability(name: str, value: object) -> float:
+    """Return ``value`` as a float in [0, 1), e.g. a dropout rate; errors name ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
 def check_array(name: str, value: object, *, ndim: int | None = None) -> np.ndarray:
     """Return ``value`` as a real-valued ndarray; reject other types and wrong ndim."""
     if not isinstance(value, np.ndarray):

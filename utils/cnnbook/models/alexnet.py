@@ -23,17 +23,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from cnnbook._checks import check_int
+from cnnbook._checks import check_int, check_probability
 
 __all__ = ["AlexNet"]
-
-
-def _check_probability(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return float(value)
 
 
 def _features(two_gpu: bool) -> nn.Sequential:
@@ -73,7 +65,7 @@ class AlexNet(nn.Module):
     def __init__(self, num_classes: int = 1000, *, dropout: float = 0.5, two_gpu: bool = False):
         super().__init__()
         num_classes = check_int("num_classes", num_classes, minimum=1)
-        dropout = _check_probability("dropout", dropout)
+        dropout = check_probability("dropout", dropout)
         if not isinstance(two_gpu, bool):
             raise TypeError(f"two_gpu must be a bool, got {type(two_gpu).__name__}")
         self.features = _features(two_gpu)

@@ -22,17 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnbook._checks import check_int
+from cnnbook._checks import check_int, check_probability
 
 __all__ = ["ConvNeXtBlock", "drop_path"]
-
-
-def _check_probability(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return float(value)
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -41,7 +33,7 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     Survivors are divided by ``1 - p`` so the expected value is unchanged; in eval mode
     (``training=False``) or with p = 0 this is the identity.
     """
-    p = _check_probability("p", p)
+    p = check_probability("p", p)
     if not training or p == 0:
         return x
     keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device) >= p
@@ -66,7 +58,7 @@ class ConvNeXtBlock(nn.Module):
         super().__init__()
         C = check_int("C", C, minimum=1)
         expansion = check_int("expansion", expansion, minimum=1)
-        self.drop_path_prob = _check_probability("drop_path_prob", drop_path_prob)
+        self.drop_path_prob = check_probability("drop_path_prob", drop_path_prob)
         if layer_scale is None:
             self.gamma = None
         elif isinstance(layer_scale, bool) or not isinstance(layer_scale, (int, float)):

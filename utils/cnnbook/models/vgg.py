@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cnnbook._checks import check_int
+from cnnbook._checks import check_int, check_probability
 
 __all__ = ["CONFIGS", "VGG", "make_features", "vgg11", "vgg16"]
 
@@ -90,10 +90,7 @@ class VGG(nn.Module):
         num_classes = check_int("num_classes", num_classes, minimum=1)
         if not isinstance(batch_norm, bool):
             raise TypeError(f"batch_norm must be a bool, got {type(batch_norm).__name__}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        dropout = check_probability("dropout", dropout)
         C_last = [item for item in config if item != "M"][-1]
         self.features = make_features(config, in_channels=in_channels, batch_norm=batch_norm)
         self.pool = nn.AdaptiveAvgPool2d(7)
