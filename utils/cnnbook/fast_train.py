@@ -41,6 +41,7 @@ import torch.distributed as dist
 from torch import nn
 
 from cnnbook._checks import check_int
+from cnnbook._torch_checks import eval_mode
 from cnnbook.train import History
 
 # ----------------------------------------------------------------------------- recipe
@@ -381,17 +382,15 @@ def predict_logits(
     batch_size = check_int("batch_size", batch_size, minimum=1)
     _check_bool("tta", tta)
     dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     outputs = []
-    for start in range(0, X.shape[0], batch_size):
-        x = _layout(_as_float(X[start : start + batch_size].to(dev)), channels_last)
-        with torch.autocast(dev.type, dtype=_amp_dtype(dev), enabled=amp):
-            logits = model(x).float()
-            if tta:
-                logits = 0.5 * (logits + model(x.flip(3)).float())
-        outputs.append(logits)
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, X.shape[0], batch_size):
+            x = _layout(_as_float(X[start : start + batch_size].to(dev)), channels_last)
+            with torch.autocast(dev.type, dtype=_amp_dtype(dev), enabled=amp):
+                logits = model(x).float()
+                if tta:
+                    logits = 0.5 * (logits + model(x.flip(3)).float())
+            outputs.append(logits)
     return torch.cat(outputs)
 
 

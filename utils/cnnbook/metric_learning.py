@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnbook._checks import check_choice, check_int
+from cnnbook._torch_checks import check_model, eval_mode
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -146,16 +147,11 @@ class SiameseNet(nn.Module):
 @torch.no_grad()
 def embed(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Embeddings (N, dim) of X: (N, C, H, W), computed in eval mode in batches."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    model = check_model(model)
     X = _tensor("X", X)
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return torch.cat([model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 # ----------------------------------------------------------------------------- distances

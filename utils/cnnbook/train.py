@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from cnnbook._checks import check_choice, check_int
-from cnnbook._torch_checks import check_model
+from cnnbook._torch_checks import check_model, eval_mode
 from cnnbook.integrity import sha256_file
 from cnnbook.metrics import out_of_range_label
 from cnnbook.runtime import device as default_device
@@ -398,30 +398,25 @@ def _eval_pass(
     keep: bool,
 ) -> dict:
     """Loss, accuracy and (if keep) logits and targets on the CPU, in eval mode."""
-    was_training = model.training
-    model.eval()
     loss_sum, correct, seen, has_acc = 0.0, 0, 0, True
     logits_all, targets_all = [], []
-    try:
-        with torch.no_grad():
-            for i, (x, y) in enumerate(batches):
-                x = _prepare(x, channels_last)
-                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                    logits = _forward_first(model, x, batches.name) if i == 0 else model(x)
-                    labels = batches.labels_to_check(i == 0)
-                    if labels is not None:
-                        _check_labels(labels, logits, batches.name)
-                    if loss_fn is not None:
-                        loss_sum += loss_fn(logits, y).double().item() * x.shape[0]
-                c = _correct(logits, y)
-                has_acc = has_acc and c is not None
-                correct += int(c) if has_acc else 0
-                seen += x.shape[0]
-                if keep:
-                    logits_all.append(logits.float().cpu())
-                    targets_all.append(y.cpu())
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for i, (x, y) in enumerate(batches):
+            x = _prepare(x, channels_last)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                logits = _forward_first(model, x, batches.name) if i == 0 else model(x)
+                labels = batches.labels_to_check(i == 0)
+                if labels is not None:
+                    _check_labels(labels, logits, batches.name)
+                if loss_fn is not None:
+                    loss_sum += loss_fn(logits, y).double().item() * x.shape[0]
+            c = _correct(logits, y)
+            has_acc = has_acc and c is not None
+            correct += int(c) if has_acc else 0
+            seen += x.shape[0]
+            if keep:
+                logits_all.append(logits.float().cpu())
+                targets_all.append(y.cpu())
     if seen == 0:
         raise ValueError(f"{batches.name} is empty: it produced no batches")
     out = {

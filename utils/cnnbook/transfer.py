@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from cnnbook._checks import check_int, check_pair
+from cnnbook._torch_checks import eval_mode
 from cnnbook.integrity import sha256_file
 from cnnbook.runtime import is_offline
 
@@ -462,16 +463,10 @@ def extract_features(module: nn.Module, X: torch.Tensor, *, batch_size: int = 25
         raise ValueError(f"X must hold at least one sample, got shape {tuple(X.shape)}")
     batch_size = check_int("batch_size", batch_size, minimum=1)
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            outputs = [
-                module(X[i : i + batch_size].to(device)).cpu()
-                for i in range(0, X.shape[0], batch_size)
-            ]
-    finally:
-        module.train(was_training)
+    with eval_mode(module), torch.no_grad():
+        outputs = [
+            module(X[i : i + batch_size].to(device)).cpu() for i in range(0, X.shape[0], batch_size)
+        ]
     return torch.cat(outputs)
 
 
