@@ -11,7 +11,13 @@
   window.__jupyter_widgets_assets_path__ = base;
   if (window.requirejs) {
     window.requirejs.config({
-      paths: { "@jupyter-widgets/html-manager/dist": base.replace(/\/$/, "") },
+      paths: {
+        "@jupyter-widgets/html-manager/dist": base.replace(/\/$/, ""),
+        // html-manager 1.0.x builds the URLs of its own stylesheet's fonts from this
+        // module's require.js path before it reads __jupyter_widgets_assets_path__.
+        // The module is defined inside embed-amd.js, so require.js never fetches it.
+        "@jupyter-widgets/html-manager": base + "embed-amd",
+      },
     });
   }
 })();
