@@ -24,6 +24,12 @@ COPIES = [
     ("@jupyter-widgets/html-manager/dist", "html-manager"),
     ("mathjax/es5", "mathjax"),
 ]
+# The files _config.yml loads: a release that moves one must fail here, not in a browser.
+ENTRY_POINTS = [
+    "requirejs/require.js",
+    "html-manager/embed-amd.js",
+    "mathjax/tex-mml-chtml.js",
+]
 
 
 def _skip_maps(_dir: str, names: list[str]) -> list[str]:
@@ -47,6 +53,10 @@ def main() -> int:
             shutil.copytree(src, dst, ignore=_skip_maps)
         else:
             shutil.copy2(src, dst)
+    missing = [rel for rel in ENTRY_POINTS if not (DEST / rel).is_file()]
+    if missing:
+        print(f"error: the npm packages no longer ship {missing}; fix COPIES", file=sys.stderr)
+        return 1
     print(f"vendored {len(COPIES)} packages into {DEST.relative_to(ROOT)}")
     return 0
 

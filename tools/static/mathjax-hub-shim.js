@@ -1,9 +1,12 @@
 // ipywidgets' HTML manager typesets widget labels through the MathJax 2 API
 // (MathJax.Hub.Queue), but the book loads MathJax 3, which has no Hub: every
-// described control (a Dropdown with a label) threw "reading 'Queue'". This gives
-// MathJax 3 a one-method Hub that typesets the element the MathJax 3 way. MathJax
-// replaces window.MathJax when its (deferred) script runs, so the Hub is installed
-// again at DOMContentLoaded and at load, before the manager renders its widgets.
+// described control (a Dropdown with a label) threw "reading 'Queue'". Upstream:
+// jupyter-widgets/ipywidgets#3829 (MathJax 3 support in the widgets' typeset), still
+// open; @jupyter-widgets/html-manager 1.0.15 still calls MathJax.Hub.Queue. Drop this
+// file once the vendored manager no longer does (grep its embed-amd.js for "Hub.Queue").
+// This gives MathJax 3 a one-method Hub that typesets the element the MathJax 3 way.
+// MathJax replaces window.MathJax when its (deferred) script runs, so the Hub is
+// installed again at DOMContentLoaded and at load, before the manager renders widgets.
 (function () {
   function queue(job) {
     var mj = window.MathJax;
