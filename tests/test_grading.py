@@ -24,13 +24,13 @@ grader, assignments = _load("grade_assignments"), _load("make_assignments")
 
 
 def _submission(tmp_path: Path) -> Path:
-    """Exercise 3.1 solved, 3.2 subtly wrong (bias forgotten), the rest untouched."""
+    """Exercise 3.1 solved, 3.2 subtly wrong (padding counted once), the rest untouched."""
     teacher = nbformat.read(CHAPTER, as_version=4)
     student, _ = assignments.student_version(nbformat.read(CHAPTER, as_version=4))
     solved = grader.exercise_cells(teacher)["Exercise 3.1"][0].source
     cells = grader.exercise_cells(student)
     cells["Exercise 3.1"][0].source = solved
-    wrong = "return C_out * (C_in // groups) * k * k"
+    wrong = "return (W + padding - k) % stride"
     cells["Exercise 3.2"][0].source = cells["Exercise 3.2"][0].source.replace(
         "raise NotImplementedError", wrong
     )
