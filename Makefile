@@ -15,7 +15,7 @@ help:
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
 	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  check submissions (grades.csv)"
-	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell"
+	@echo "make sync   write the repository URL (_config.yml) and version (pyproject.toml) into every notebook's install cell"
 	@echo "make bench  print the benchmark tables"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
 

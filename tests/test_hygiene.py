@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -87,9 +92,66 @@ def test_chapter_has_the_required_parts(path: Path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 
 
-def test_install_cells_match_the_configured_repository():
-    stale = _load_tool("sync_install_cell").stale_notebooks(ROOT)
-    assert not stale, f"run `make sync`: stale install cells in {[p.name for p in stale]}"
+def _sync_tool(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, ROOT / "tools" / "sync_install_cell.py", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_install_cells_match_the_configured_repository_and_version():
+    run = _sync_tool("--check")
+    assert run.returncode == 0, f"stale install cells:\n{run.stdout}{run.stderr}"
+
+
+def test_sync_check_fails_on_a_stale_cell_or_a_version_mismatch(tmp_path: Path):
+    for name in ("_config.yml", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "chapters").mkdir()
+    for path in NOTEBOOKS[:2]:
+        shutil.copy(path, tmp_path / "chapters" / path.name)
+    first, second = (p.name for p in NOTEBOOKS[:2])
+    assert _sync_tool("--check", "--root", tmp_path).returncode == 0
+
+    pyproject = tmp_path / "pyproject.toml"
+    text = pyproject.read_text()
+    version = _load_tool("sync_install_cell").project_version(ROOT)
+    pyproject.write_text(text.replace(f'version = "{version}"', 'version = "9.9.9"', 1))
+    run = _sync_tool("--check", "--root", tmp_path)
+    assert run.returncode == 1 and first in run.stdout and second in run.stdout, run.stdout
+    assert "v9.9.9" in run.stdout, "the message should name the expected release"
+    pyproject.write_text(text)
+
+    nb = nbformat.read(tmp_path / "chapters" / second, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace(f"@v{version}", "")  # the moving branch
+    nbformat.write(nb, tmp_path / "chapters" / second)
+    run = _sync_tool("--check", "--root", tmp_path)
+    assert run.returncode == 1 and second in run.stdout and first not in run.stdout, run.stdout
+
+    assert _sync_tool("--root", tmp_path).returncode == 0
+    assert _sync_tool("--check", "--root", tmp_path).returncode == 0
+    synced = nbformat.read(tmp_path / "chapters" / second, as_version=4)
+    original = nbformat.read(NOTEBOOKS[1], as_version=4)
+    assert synced.cells == original.cells, "sync should restore exactly the committed cells"
+
+
+def test_the_version_is_written_once():
+    """pyproject's version = the tag every install cell installs = cnnbook.__version__."""
+    version = _load_tool("sync_install_cell").project_version(ROOT)
+    for path in NOTEBOOKS:
+        first = nbformat.read(path, as_version=4).cells[0].source
+        assert f'@v{version}"' in first, f"{path.name} does not install v{version}"
+        assert f"/v{version}.zip" in first, f"{path.name}: the fallback names another version"
+    import cnnbook
+
+    installed = importlib.metadata.distribution("cnnbook")
+    assert cnnbook.__version__ == installed.version, "__version__ should come from the metadata"
+    origin = json.loads(installed.read_text("direct_url.json") or "{}").get("url")
+    if origin != ROOT.as_uri():
+        pytest.skip(f"cnnbook is installed from {origin}, not this checkout")
+    assert installed.version == version, "reinstall (make install): the metadata is stale"
 
 
 def test_requirements_are_ranges():
