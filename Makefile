@@ -6,11 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cnnbook-installed
 VENDOR := _vendor/vendor/.stamp
 BOOK_HTML := _build/html
+# TeX Live from Debian for `make pdf`: XeLaTeX (it pulls in texlive-latex-extra), latexmk,
+# the fonts the PDF uses, and poppler-utils (pdffonts, pdftotext) for its test.
+TEX_PACKAGES := texlive-xetex latexmk fonts-freefont-otf fonts-dejavu-core poppler-utils
 
-.PHONY: help install book test lab sync assignments grade bench clean
+.PHONY: help install book pdf tex test test-pdf lab sync assignments grade bench clean
 
 help:
 	@echo "make book   build the HTML book into $(BOOK_HTML) (notebooks not in _build/.jupyter_cache are executed)"
+	@echo "make pdf    build the PDF book into _build/latex/cnnbook.pdf (installs TeX Live if missing)"
 	@echo "make test   run the whole test suite (unit, property, notebooks, book build, browser)"
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
@@ -38,6 +42,23 @@ book: install
 	@echo
 	@echo "The book is ready: open $(abspath $(BOOK_HTML))/index.html"
 	@echo "(or serve it: $(PY) -m http.server --bind 127.0.0.1 --directory $(BOOK_HTML) 8000)"
+
+# TeX Live is a system package: installed with apt-get when xelatex is missing (as root).
+tex:
+	@if command -v xelatex >/dev/null && command -v latexmk >/dev/null \
+	    && command -v pdffonts >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing TeX Live from Debian (about 3 min, about 500 MB)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; \
+	else \
+	    echo "make pdf needs TeX Live. As root, run:"; \
+	    echo "  apt-get install --no-install-recommends $(TEX_PACKAGES)"; \
+	    exit 1; \
+	fi
+
+pdf: install tex
+	$(PY) tools/build_pdf.py
 
 test: install
 	$(PY) -m pytest
