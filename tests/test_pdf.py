@@ -105,7 +105,13 @@ def test_latex_prints_a_widget_bundle_as_its_png(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def built_pdf() -> Path:
-    """Build the PDF once per session (notebook outputs from the jupyter-cache)."""
+    """Build the PDF once per session (notebook outputs from the jupyter-cache).
+
+    Set ``CNNBOOK_REUSE_PDF=1`` to check an existing ``_build/latex/cnnbook.pdf`` while
+    iterating on these tests; CI never sets it.
+    """
+    if os.environ.get("CNNBOOK_REUSE_PDF") == "1" and build_pdf.PDF.exists():
+        return build_pdf.PDF
     if build_pdf.missing_tex_tools() or shutil.which("pdffonts") is None:
         message = "TeX Live or poppler-utils is missing: run `make tex` (as root)"
         if os.environ.get("CI"):
@@ -136,7 +142,7 @@ def test_pdf_has_the_whole_book(built_pdf: Path, pdf_text: str):
     flat = " ".join(pdf_text.split())
     missing = [title for title in chapters if " ".join(title.split()) not in flat]
     assert not missing, f"chapter titles not in the PDF: {missing}"
-    times = json.loads(build_pdf.TIMES.read_text())
+    times = json.loads(build_pdf.TIMES.read_text()) if build_pdf.TIMES.exists() else {}
     print(f"\nPDF: {pages} pages, {built_pdf.stat().st_size / 2**20:.1f} MB, {times}")
 
 
@@ -193,6 +199,5 @@ def test_install_cells_are_left_out(pdf_text: str):
 def test_hidden_tests_are_left_out(pdf_text: str):
     if not HIDDEN_TESTS_EXTENSION.exists():
         pytest.skip(f"{HIDDEN_TESTS_EXTENSION.relative_to(ROOT)} (strips hidden tests) not merged")
-    assert "BEGIN HIDDEN TESTS" not in pdf_text
-    assert "END HIDDEN TESTS" not in pdf_text
-    assert not re.search(r"^\s*#+\s*(BEGIN|END) HIDDEN", pdf_text, re.M)
+    markers = re.findall(r"^.*(?:BEGIN|END) HIDDEN.*$", pdf_text, re.M)
+    assert not markers, f"{len(markers)} hidden-test marker lines printed, e.g. {markers[:3]}"
