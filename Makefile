@@ -6,12 +6,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cnnbook-installed
 VENDOR := _vendor/vendor/.stamp
 BOOK_HTML := _build/html
+# TeX Live from Debian for `make pdf`: XeLaTeX (it pulls in texlive-latex-extra), latexmk,
+# the fonts the PDF uses (texlive-fonts-recommended: rsfs and the dingbats of pifont), and
+# poppler-utils (pdffonts, pdftotext) for its test.
+TEX_PACKAGES := texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf \
+	fonts-dejavu-core poppler-utils
 
-.PHONY: help install book test lab sync assignments grade bench clean
+.PHONY: help install book pdf tex test test-pdf lab sync assignments grade bench clean
 
 help:
 	@echo "make book   build the HTML book into $(BOOK_HTML) (notebooks not in _build/.jupyter_cache are executed)"
+	@echo "make pdf    build the PDF book into _build/latex/cnnbook.pdf (installs TeX Live if missing)"
 	@echo "make test   run the whole test suite (unit, property, notebooks, book build, browser)"
+	@echo "make test-pdf  build the PDF and check it (pages, fonts, figures, title page)"
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
 	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  check submissions (grades.csv)"
@@ -39,8 +46,30 @@ book: install
 	@echo "The book is ready: open $(abspath $(BOOK_HTML))/index.html"
 	@echo "(or serve it: $(PY) -m http.server --bind 127.0.0.1 --directory $(BOOK_HTML) 8000)"
 
+# TeX Live is a system package: installed with apt-get when xelatex is missing (as root).
+tex:
+	@if command -v xelatex >/dev/null && command -v latexmk >/dev/null \
+	    && command -v pdffonts >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing TeX Live from Debian (about 3 min, about 500 MB)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; \
+	else \
+	    echo "make pdf needs TeX Live. As root, run:"; \
+	    echo "  apt-get install --no-install-recommends $(TEX_PACKAGES)"; \
+	    exit 1; \
+	fi
+
+pdf: install tex
+	$(PY) tools/build_pdf.py
+
 test: install
 	$(PY) -m pytest
+
+# The PDF tests are left out of `make test` (see README, Tests): they add TeX Live and
+# two XeLaTeX passes over 400+ pages. Outputs come from the cache `make test` fills.
+test-pdf: install tex
+	$(PY) -m pytest tests/test_pdf.py -m pdf
 
 lab: install
 	$(VENV)/bin/jupyter lab chapters/
