@@ -15,7 +15,8 @@ help:
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
 	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  check submissions (grades.csv)"
-	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell"
+	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell,"
+	@echo "            and write nbgrader cell metadata from the exercise markers"
 	@echo "make bench  print the benchmark tables"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
 
@@ -47,8 +48,10 @@ lab: install
 
 sync: install
 	$(PY) tools/sync_install_cell.py
+	$(PY) tools/nbgrader_meta.py
 
 assignments: install
+	$(PY) tools/nbgrader_meta.py
 	$(PY) tools/make_assignments.py --out _build/assignments
 
 grade: install
