@@ -74,7 +74,11 @@ def is_answer(cell) -> bool:
 def setup_indices(nb: nbformat.NotebookNode) -> list[int]:
     """Code cells from the second (the first installs cnnbook) up to the seeding cell."""
     end = next(
-        (i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "seed_everything(" in c.source),
+        (
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and "seed_everything(" in c.source
+        ),
         None,
     )
     if end is None:
@@ -155,4 +159,3 @@ def parse(nb: nbformat.NotebookNode, *, strict: bool = True) -> Chapter:
             ex.check = after[-1]
             ex.given.remove(ex.check)
     return Chapter(setup, section_given, exercises)
-

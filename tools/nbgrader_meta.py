@@ -64,7 +64,9 @@ def expected_metadata(nb: nbformat.NotebookNode) -> dict[int, dict]:
                 _numbered(ex.slug, "solution", k), solution=True, grade=False, locked=False
             )
         for k, i in enumerate(ex.given):
-            wanted[i] = _meta(_numbered(ex.slug, "given", k), solution=False, grade=False, locked=True)
+            wanted[i] = _meta(
+                _numbered(ex.slug, "given", k), solution=False, grade=False, locked=True
+            )
         wanted[ex.check] = _meta(
             f"{ex.slug}-check", solution=False, grade=True, locked=True, points=ex.points
         )
