@@ -14,7 +14,7 @@ help:
 	@echo "make test   run the whole test suite (unit, property, notebooks, book build, browser)"
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
-	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  check submissions (grades.csv)"
+	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  grade submissions (grades.csv, answers.md)"
 	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell,"
 	@echo "            and write nbgrader cell metadata from the exercise markers"
 	@echo "make bench  print the benchmark tables"
@@ -55,7 +55,7 @@ assignments: install
 	$(PY) tools/make_assignments.py --out _build/assignments
 
 grade: install
-	$(PY) tools/grade_assignments.py $(SUBMISSIONS) --csv grades.csv
+	$(PY) tools/grade_assignments.py $(SUBMISSIONS) --csv grades.csv --answers answers.md $(GRADE_FLAGS)
 
 bench: install
 	$(PY) benchmarks/conv_speed.py

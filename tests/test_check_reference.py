@@ -62,7 +62,7 @@ def test_an_honest_answer_passes_also_against_a_wrapped_reference(capsys):
 
 def test_forbid_names_other_functions_and_builtins_by_identity():
     with pytest.raises(CheckFailed, match="`max`, which this exercise forbids"):
-        check_function(honest, lambda *a: honest(*a), CASES, forbid=(max,))
+        check_function(honest, lr_factor, CASES, forbid=(max,))
     with pytest.raises(CheckFailed, match="`sqrt`"):
         check_function(lambda v: math.sqrt(v), math.sqrt, [(2.0,)])
     check_function(lambda v: v**0.5, math.sqrt, [(2.0,)])
@@ -90,6 +90,15 @@ def test_a_lambda_wrapper_shared_by_answer_and_reference_is_not_a_call():
     check_function(as_numpy(by_hand), as_numpy(apply_augment), case)
     with pytest.raises(CheckFailed, match="`apply_augment`"):
         check_function(as_numpy(flip_only), as_numpy(apply_augment), case)
+
+
+def test_a_lambda_reference_is_looked_through_to_the_function_it_calls():
+    def via_global(step, total, warmup):
+        return lr_factor(step, total, warmup) * 1.0
+
+    with pytest.raises(CheckFailed, match="`lr_factor`"):
+        check_function(via_global, lambda *a: lr_factor(*a), CASES)
+    check_function(honest, lambda *a: lr_factor(*a), CASES)
 
 
 def test_the_profile_hook_is_removed_afterwards():

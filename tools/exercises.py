@@ -110,7 +110,12 @@ def parse(nb: nbformat.NotebookNode, *, strict: bool = True) -> Chapter:
     exercise of their heading, and a cell whose heading was deleted is placed by its
     nbgrader ``grade_id``.
     """
-    setup = setup_indices(nb)
+    try:
+        setup = setup_indices(nb)
+    except ValueError:
+        if strict:
+            raise
+        setup = []  # a submission whose setup was deleted: the teacher's setup runs anyway
     exercises: dict[str, Exercise] = {}
     section_given: list[int] = []
     in_section, current = False, None

@@ -11,13 +11,14 @@ student's function runs, a profile hook (``sys.setprofile``) watches for the
 reference's code object being executed. ``forbid=(...)`` names further functions an
 exercise rules out. Limits: a Python function is recognised by its code object (a
 ``functools.wraps`` wrapper is unwrapped, a lambda wrapping the reference is looked
-through one level of its closure); a C builtin such as ``torch.conv2d`` is recognised
+through: the functions it closes over or names as globals); a C builtin such as ``torch.conv2d`` is recognised
 only when that very function object is called, not a method of an object such as
 ``tensor.flip`` nor a copy of the reference's source pasted into the answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -113,13 +114,14 @@ def _codes(func: Any, *, closure: bool) -> dict[CodeType, str]:
             name = getattr(obj, "__qualname__", code.co_name)
             found[code] = name
             if look_inside and name.endswith("<lambda>"):  # e.g. lambda *a: ref(*a).numpy()
+                inner = []
                 for cell in obj.__closure__ or ():
-                    try:
-                        inner = cell.cell_contents
-                    except ValueError:  # an empty cell
-                        continue
-                    if callable(inner):
-                        todo.append((inner, True))
+                    with contextlib.suppress(ValueError):  # an empty cell
+                        inner.append(cell.cell_contents)
+                names = getattr(obj, "__globals__", {})
+                inner = [f for f in inner if inspect.isfunction(f) or inspect.isbuiltin(f)]
+                inner += [names[n] for n in code.co_names if inspect.isfunction(names.get(n))]
+                todo += [(f, True) for f in inner]
         elif not isinstance(obj, type) and callable(obj) and not hasattr(obj, "__code__"):
             call = vars(type(obj)).get("__call__")  # a callable object defined in Python
             if getattr(call, "__code__", None) is not None:
