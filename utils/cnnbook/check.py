@@ -11,9 +11,10 @@ student's function runs, a profile hook (``sys.setprofile``) watches for the
 reference's code object being executed. ``forbid=(...)`` names further functions an
 exercise rules out. Limits: a Python function is recognised by its code object (a
 ``functools.wraps`` wrapper is unwrapped, a lambda wrapping the reference is looked
-through: the functions it closes over or names as globals); a C builtin such as ``torch.conv2d`` is recognised
-only when that very function object is called, not a method of an object such as
-``tensor.flip`` nor a copy of the reference's source pasted into the answer.
+through: the functions it closes over or names as globals); a C builtin such as
+``torch.conv2d`` is recognised only when that very function object is called, not a
+method of an object such as ``tensor.flip``; and a copy of the reference's source pasted
+into the answer is not a call at all.
 """
 
 from __future__ import annotations
