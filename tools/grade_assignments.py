@@ -278,9 +278,9 @@ def grade(
     private_tests: Path | None = None,
 ) -> tuple[list[Result], dict[str, list[str]]]:
     """Grade one submission: its results, one per exercise, and its written answers."""
+    submission = read_notebook(submission_path)
     chapter_path = chapter_path or chapter_for(submission_path)
     chapter = read_notebook(chapter_path)
-    submission = read_notebook(submission_path)
     number = chapter_path.name[:2]
     private = read_private_tests(private_tests, number) if private_tests else None
     try:
