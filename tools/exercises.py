@@ -106,9 +106,10 @@ def parse(nb: nbformat.NotebookNode, *, strict: bool = True) -> Chapter:
     """Read the setup and the exercises of ``nb``.
 
     ``strict`` (for the teacher's chapters) requires a check cell after the solutions of
-    every exercise. A student's submission is read with ``strict=False``: cells keep the
-    exercise of their heading, and a cell whose heading was deleted is placed by its
-    nbgrader ``grade_id``.
+    every exercise. A student's submission is read with ``strict=False``: an exercise
+    heading counts even if the ``## Exercises`` line was deleted, cells keep the exercise
+    of their heading, and a cell whose heading was deleted is placed by its nbgrader
+    ``grade_id``.
     """
     try:
         setup = setup_indices(nb)
@@ -124,7 +125,7 @@ def parse(nb: nbformat.NotebookNode, *, strict: bool = True) -> Chapter:
             for line in cell.source.splitlines():
                 if line.startswith("## "):
                     in_section, current = line.startswith("## Exercises"), None
-                elif in_section and line.startswith("###"):
+                elif (in_section or not strict) and line.startswith("###"):
                     found = parse_heading(line)
                     if found is not None:
                         current = exercises.setdefault(found.number, found)
