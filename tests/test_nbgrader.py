@@ -168,3 +168,14 @@ def test_hidden_tests_are_put_back_for_autograde(course: Path):
     graded = course / "autograded" / "onewrong" / ASSIGNMENT / "03_conv_arithmetic.ipynb"
     assert "conv_out (edge cases)" not in submitted.read_text()
     assert "conv_out (edge cases)" in graded.read_text()
+
+
+def test_setup_ran_in_the_book_environment(course: Path):
+    """The autograding kernel inherited the profile and data settings (read from describe())."""
+    graded = course / "autograded" / "teacher" / ASSIGNMENT / "01_why_convolutions.ipynb"
+    nb = nbformat.read(graded, as_version=4)
+    setup = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup-1")
+    text = "".join(o.get("text", "") for o in setup.outputs if o.output_type == "stream")
+    assert not [o for o in setup.outputs if o.output_type == "error"]
+    expected = os.environ.get("CNNBOOK_PROFILE", "").strip().lower()
+    assert f"cnnbook profile: {expected}" in text, text  # the test's own profile, if set
