@@ -101,6 +101,20 @@ def test_a_lambda_reference_is_looked_through_to_the_function_it_calls():
     check_function(honest, lambda *a: lr_factor(*a), CASES)
 
 
+def harness(fn, seed):
+    return fn(seed % 7, 10, 0.3)
+
+
+def test_a_harness_both_wrappers_call_is_not_the_reference():
+    def cheat(step, total, warmup):
+        return lr_factor(step, total, warmup)
+
+    cases = [(1,), (8,)]
+    check_function(lambda s: harness(honest, s), lambda s: harness(lr_factor, s), cases)
+    with pytest.raises(CheckFailed, match="`lr_factor`"):
+        check_function(lambda s: harness(cheat, s), lambda s: harness(lr_factor, s), cases)
+
+
 def test_the_profile_hook_is_removed_afterwards():
     import sys
 

@@ -86,8 +86,23 @@ def _agree(got: Any, expected: Any, atol: float) -> str | None:
     return None if got == expected else "values differ"
 
 
-def _codes(func: Any, *, closure: bool) -> dict[CodeType, str]:
-    """The code objects that running ``func`` executes first, mapped to a readable name."""
+def _lambda_globals(func: Any) -> dict[str, Any]:
+    """The Python functions a lambda names as globals, by name (empty for anything else)."""
+    code = getattr(func, "__code__", None)
+    if not isinstance(code, CodeType) or code.co_name != "<lambda>":
+        return {}
+    names = getattr(func, "__globals__", {})
+    return {n: names[n] for n in code.co_names if inspect.isfunction(names.get(n))}
+
+
+def _codes(
+    func: Any, *, closure: bool, shared: frozenset[int] = frozenset()
+) -> dict[CodeType, str]:
+    """The code objects that running ``func`` executes first, mapped to a readable name.
+
+    ``closure``: look through a lambda into the functions it closes over or names as
+    globals, except those in ``shared`` (ids of helpers the student's wrapper also uses).
+    """
     found: dict[CodeType, str] = {}
     seen: set[int] = set()
     todo = [(func, closure)]
@@ -119,9 +134,8 @@ def _codes(func: Any, *, closure: bool) -> dict[CodeType, str]:
                 for cell in obj.__closure__ or ():
                     with contextlib.suppress(ValueError):  # an empty cell
                         inner.append(cell.cell_contents)
-                names = getattr(obj, "__globals__", {})
                 inner = [f for f in inner if inspect.isfunction(f) or inspect.isbuiltin(f)]
-                inner += [names[n] for n in code.co_names if inspect.isfunction(names.get(n))]
+                inner += [f for f in _lambda_globals(obj).values() if id(f) not in shared]
                 todo += [(f, True) for f in inner]
         elif not isinstance(obj, type) and callable(obj) and not hasattr(obj, "__code__"):
             call = vars(type(obj)).get("__call__")  # a callable object defined in Python
@@ -200,7 +214,12 @@ def check_function(
             raise TypeError(f"forbid must hold callables, got {type(f).__name__}")
     # what the student's function must not execute: name -> "reference" or "forbidden"
     codes = {c: (n, "forbidden") for f in forbid for c, n in _codes(f, closure=False).items()}
-    codes.update({c: (n, "reference") for c, n in _codes(reference, closure=True).items()})
+    # a harness both wrappers call by the same name, e.g. lambda s: run_steps(answer, s)
+    # and lambda s: run_steps(reference, s), is not the reference
+    mine = _lambda_globals(func)
+    shared = frozenset(id(f) for n, f in _lambda_globals(reference).items() if mine.get(n) is f)
+    reference_codes = _codes(reference, closure=True, shared=shared)
+    codes.update({c: (n, "reference") for c, n in reference_codes.items()})
     for code in _codes(func, closure=True):  # a wrapper lambda shared with the reference,
         if code.co_name == "<lambda>":  # e.g. as_numpy(student) vs as_numpy(reference)
             codes.pop(code, None)
