@@ -21,8 +21,9 @@ help:
 	@echo "make test-pdf  build the PDF and check it (pages, fonts, figures, title page)"
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
-	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  check submissions (grades.csv)"
-	@echo "make sync   write the repository URL (_config.yml) and version (pyproject.toml) into every notebook's install cell"
+	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  grade submissions (grades.csv, answers.md)"
+	@echo "make sync   write the repository URL (_config.yml) and version (pyproject.toml) into every notebook's install cell,"
+	@echo "            and nbgrader cell metadata from the exercise markers"
 	@echo "make bench  print the benchmark tables"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
 
@@ -76,12 +77,14 @@ lab: install
 
 sync: install
 	$(PY) tools/sync_install_cell.py
+	$(PY) tools/nbgrader_meta.py
 
 assignments: install
+	$(PY) tools/nbgrader_meta.py
 	$(PY) tools/make_assignments.py --out _build/assignments
 
 grade: install
-	$(PY) tools/grade_assignments.py $(SUBMISSIONS) --csv grades.csv
+	$(PY) tools/grade_assignments.py $(SUBMISSIONS) --csv grades.csv --answers answers.md $(GRADE_FLAGS)
 
 bench: install
 	$(PY) benchmarks/conv_speed.py

@@ -131,3 +131,13 @@ def test_every_figure_has_alt_text(built_book: Path):
             assert alt, f"{chapter}: image {source[:60]} has no alt text"
             looks_like_a_file = re.search(r"\.(png|jpe?g|svg|gif)$", alt, re.I)
             assert not looks_like_a_file, f"{chapter}: alt text of {source[:60]} is a file name"
+
+
+def test_no_notebook_page_shows_hidden_tests(built_book: Path):
+    """The check cells run at build time, but tools/sphinx_ext/hidden_tests.py hides their
+    hidden part, on the page and in the notebook offered for download."""
+    for chapter in _notebooks():
+        html = (built_book / f"{chapter}.html").read_text()
+        assert "HIDDEN TESTS" not in html, f"{chapter}.html shows hidden tests"
+    for download in built_book.glob("_sources/**/*.ipynb"):
+        assert "BEGIN HIDDEN TESTS" not in download.read_text(), download.name

@@ -15,8 +15,11 @@ def reference_output_size(W, k, p, s):
 
 
 def test_correct_function_passes(capsys):
+    def by_counting(W, k, p, s):  # the student's own way: count the kernel's placements
+        return len(range(0, W + 2 * p - k + 1, s))
+
     cases = [(28, 3, 1, 1), (28, 3, 1, 2), (224, 7, 3, 2)]
-    assert check_function(reference_output_size, reference_output_size, cases) is None
+    assert check_function(by_counting, reference_output_size, cases) is None
     assert "all 3 cases" in capsys.readouterr().out
 
 

@@ -11,9 +11,11 @@ Exercise solutions sit between nbgrader-style markers inside code cells::
 and extra checks that students should not see between ``### BEGIN HIDDEN TESTS`` and
 ``### END HIDDEN TESTS``. The student version replaces each solution with
 ``raise NotImplementedError`` (indented like the answer it replaces), deletes hidden
-tests and clears all outputs. The transformation is a pair of nbconvert preprocessors,
-so the notebooks are read and written by nbformat, never edited as raw JSON. The same
-markers are understood by nbgrader, if a course prefers it for collecting and grading.
+tests, keeps only the first line of written-answer cells (``**Your conclusion** (read
+by the teacher):``, then ``YOUR ANSWER HERE``) and clears all outputs. The steps are
+nbconvert preprocessors, so the notebooks are read and written by nbformat, never
+edited as raw JSON. The same markers, with the cell metadata tools/nbgrader_meta.py
+writes from them, let a course use nbgrader instead.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from nbconvert.preprocessors import ClearOutputPreprocessor, Preprocessor
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+ANSWER_FIRST_LINE = "**Your conclusion** (read by the teacher):"
 
 
 def _replace_regions(source: str, markers: tuple[str, str], replacement: str | None) -> str:
@@ -64,6 +67,16 @@ class ClearSolutions(Preprocessor):
         return cell, resources
 
 
+class ClearWrittenAnswers(Preprocessor):
+    """Keep the first line of a written-answer cell, replace the model answer."""
+
+    def preprocess_cell(self, cell, resources, index):
+        lines = cell.source.strip().splitlines()
+        if cell.cell_type == "markdown" and lines and lines[0].strip() == ANSWER_FIRST_LINE:
+            cell.source = f"{lines[0]}\n\nYOUR ANSWER HERE"
+        return cell, resources
+
+
 class RemoveHiddenTests(Preprocessor):
     """Delete the checks a teacher keeps for grading."""
 
@@ -76,7 +89,12 @@ class RemoveHiddenTests(Preprocessor):
 def student_version(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
     """Return the student notebook and the number of solution cells cleared."""
     resources: dict = {}
-    for step in (ClearSolutions(), RemoveHiddenTests(), ClearOutputPreprocessor()):
+    for step in (
+        ClearSolutions(),
+        RemoveHiddenTests(),
+        ClearWrittenAnswers(),
+        ClearOutputPreprocessor(),
+    ):
         nb, resources = step.preprocess(nb, resources)
     return nb, resources.get("solutions_cleared", 0)
 
