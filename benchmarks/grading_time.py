@@ -32,11 +32,10 @@ def _grader():
 
 def main() -> int:
     grader = _grader()
-    wanted = {f"{int(n):02d}" for n in sys.argv[1:]}
+    # "3" or "03" for a chapter, "P1" for a project
+    wanted = {n.upper() if n.upper().startswith("P") else f"{int(n):02d}" for n in sys.argv[1:]}
     chapters = [
-        p
-        for p in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
-        if not wanted or p.name[:2] in wanted
+        p for p in grader.exercises.gradable_notebooks(ROOT) if not wanted or p.name[:2] in wanted
     ]
     print("| chapter | exercises | points | seconds |")
     print("|---|---|---|---|")

@@ -10,7 +10,10 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))  # appendices have none
+# chapters and projects; appendices have no exercises
+NOTEBOOKS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) + sorted(
+    (ROOT / "chapters" / "projects").glob("P[0-9]_*.ipynb")
+)
 
 _spec = importlib.util.spec_from_file_location(
     "make_assignments", ROOT / "tools/make_assignments.py"

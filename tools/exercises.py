@@ -14,25 +14,31 @@ Shared by ``nbgrader_meta.py`` (which writes nbgrader cell metadata from it),
 Every role has a stable nbgrader ``grade_id``: ``setup-1``, ``ex-3-5-solution``,
 ``ex-3-5-solution-2``, ``ex-3-5-given``, ``ex-3-5-check``, ``ex-3-5-answer``, and
 ``exercises-given`` for code in the section before its first exercise.
+
+Gradable notebooks are the chapters (``chapters/NN_slug.ipynb``, exercises ``N.k``) and
+the projects (``chapters/projects/PN_slug.ipynb``, exercises ``PN.k``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 ANSWER_FIRST_LINE = "**Your conclusion** (read by the teacher):"
 KINDS = ("implement", "predict", "derive", "design", "experiment")
 HEADING = re.compile(
-    r"^###\s+Exercise\s+(\d+\.\d+)\s+\((implement|predict|derive|design|experiment),"
+    r"^###\s+Exercise\s+(P?\d+\.\d+)\s+\((implement|predict|derive|design|experiment),"
     r"\s*(★{1,3})\):\s*(.+)$"
 )
-OLD_HEADING = re.compile(r"^###\s+Exercise\s+(\d+\.\d+)\s*:?\s*(.*)$")
-GRADE_ID = re.compile(r"^ex-(\d+)-(\d+)-(solution|given|check|answer)(?:-(\d+))?$")
+OLD_HEADING = re.compile(r"^###\s+Exercise\s+(P?\d+\.\d+)\s*:?\s*(.*)$")
+GRADE_ID = re.compile(r"^ex-(p?\d+)-(\d+)-(solution|given|check|answer)(?:-(\d+))?$")
 
 
 @dataclass
@@ -52,7 +58,7 @@ class Exercise:
 
     @property
     def slug(self) -> str:
-        return "ex-" + self.number.replace(".", "-")
+        return "ex-" + self.number.lower().replace(".", "-")
 
 
 @dataclass
@@ -60,6 +66,12 @@ class Chapter:
     setup: list[int]
     section_given: list[int]  # code in "## Exercises" before the first "### Exercise"
     exercises: dict[str, Exercise]
+
+
+def gradable_notebooks(root: Path = ROOT) -> list[Path]:
+    """Every notebook with exercises: the chapters, then the projects of the six Parts."""
+    chapters = sorted((root / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    return chapters + sorted((root / "chapters" / "projects").glob("P[0-9]_*.ipynb"))
 
 
 def has_solution(source: str) -> bool:
@@ -135,7 +147,9 @@ def parse(nb: nbformat.NotebookNode, *, strict: bool = True) -> Chapter:
         match = GRADE_ID.match(gid or "")
         target = current
         if match and not strict:  # placed by metadata when the heading is gone or wrong
-            number = f"{int(match.group(1))}.{int(match.group(2))}"
+            part = match.group(1)  # "3", or "p1" for a project
+            part = part.upper() if part.startswith("p") else str(int(part))
+            number = f"{part}.{int(match.group(2))}"
             target = exercises.setdefault(number, Exercise(number, ""))
         if target is None:
             if in_section and cell.cell_type == "code":

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import exercises  # noqa: E402 - the shared marker parser lives next to this tool
 
 ROOT = Path(__file__).resolve().parent.parent
-PRIVATE_SECTION = re.compile(r"^#\s*Exercise\s+(\d+\.\d+)\s*$", re.M)
+PRIVATE_SECTION = re.compile(r"^#\s*Exercise\s+(P?\d+\.\d+)\s*$", re.M)
 SETUP_TIMEOUT = 600
 
 
@@ -102,10 +102,11 @@ def _strip_hidden(source: str) -> str:
 
 
 def read_private_tests(directory: Path | None, chapter_number: str) -> dict[str, str]:
-    """``DIR/NN.py`` split at its ``# Exercise N.k`` lines: exercise number -> code."""
+    """``DIR/NN.py`` (``DIR/PN.py`` for a project) split at its ``# Exercise N.k`` lines:
+    exercise number -> code."""
     if directory is None:
         return {}
-    path = directory / f"{int(chapter_number):02d}.py"
+    path = directory / f"{chapter_number}.py"
     if not path.exists():
         return {}
     text = path.read_text()
@@ -247,12 +248,17 @@ def run_units(path: Path, setup: list[str], units: list[Unit], timeout: float) -
 
 
 def chapter_for(submission: Path, chapters: Path = ROOT / "chapters") -> Path:
-    number = re.match(r"(\d\d)_", submission.name)
-    found = sorted(chapters.glob(f"{number.group(1)}_*.ipynb")) if number else []
+    """The teacher's notebook for ``NN_*.ipynb`` (a chapter) or ``PN_*.ipynb`` (a project)."""
+    number = re.match(r"(\d\d|P\d)_", submission.name)
+    found = []
+    if number:
+        found = sorted(chapters.glob(f"{number.group(1)}_*.ipynb"))
+        found += sorted((chapters / "projects").glob(f"{number.group(1)}_*.ipynb"))
     if len(found) != 1:
         raise SubmissionError(
             f"cannot tell the chapter of {submission.name}: name it like the chapter "
-            "(NN_slug.ipynb) or pass --chapter chapters/NN_slug.ipynb"
+            "(NN_slug.ipynb, or PN_slug.ipynb for a project) or pass --chapter "
+            "chapters/NN_slug.ipynb"
         )
     return found[0]
 

@@ -28,6 +28,9 @@ from pathlib import Path
 import nbformat
 from nbconvert.preprocessors import ClearOutputPreprocessor, Preprocessor
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import exercises  # noqa: E402 - the shared marker parser lives next to this tool
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
@@ -104,7 +107,7 @@ def main() -> int:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "assignments")
     args = parser.parse_args()
-    notebooks = args.notebooks or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = args.notebooks or exercises.gradable_notebooks(ROOT)
     args.out.mkdir(parents=True, exist_ok=True)
     for path in notebooks:
         nb, cleared = student_version(nbformat.read(path, as_version=4))

@@ -115,7 +115,7 @@ def main() -> int:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--check", action="store_true", help="report, do not write")
     args = parser.parse_args()
-    notebooks = args.notebooks or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = args.notebooks or exercises.gradable_notebooks(ROOT)
     status = 0
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)

@@ -83,7 +83,9 @@ def install_cell_source(url: str, version: str) -> str:
 
 
 def chapter_notebooks(root: Path = ROOT) -> list[Path]:
-    return sorted(p for p in (root / "chapters").glob("*.ipynb") if p.is_file())
+    """Every notebook a reader may open: chapters, appendices and the Parts' projects."""
+    found = [*(root / "chapters").glob("*.ipynb"), *(root / "chapters/projects").glob("*.ipynb")]
+    return sorted(p for p in found if p.is_file())
 
 
 def expected_cell(root: Path = ROOT) -> str:
