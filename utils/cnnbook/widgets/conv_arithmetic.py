@@ -152,7 +152,8 @@ class ConvArithmetic(StaticFallback):
     output grid is hidden. The arguments give the first configuration shown (it may be one
     without output). Square inputs and kernels: every size is the same along H and W.
 
-    Show it by making it the last expression of a cell (``_repr_html_``), or embed
+    Show it by making it the last expression of a cell (a bundle of the HTML and a PNG of
+    its first state, see ``_html.StaticFallback``), or embed
     ``to_html()`` anywhere HTML is accepted.
     """
 

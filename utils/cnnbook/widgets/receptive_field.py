@@ -337,7 +337,8 @@ class ReceptiveField(StaticFallback):
     ``max_layers``; the first stack is added if it is not one of them). The effective
     receptive field (gradients of random-weight networks) is measured for the presets only.
 
-    Show it by making it the last expression of a cell (``_repr_html_``), or embed
+    Show it by making it the last expression of a cell (a bundle of the HTML and a PNG of
+    its first state, see ``_html.StaticFallback``), or embed
     ``to_html()`` anywhere HTML is accepted. ``data`` holds every number the figure shows.
     """
 

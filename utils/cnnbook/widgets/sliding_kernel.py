@@ -124,7 +124,8 @@ class SlidingKernel(StaticFallback):
     the kernel does not fit the padded input appear greyed out. Numbers are shown with
     ``decimals`` digits after the point.
 
-    Show it by making it the last expression of a cell (``_repr_html_``), or embed
+    Show it by making it the last expression of a cell (a bundle of the HTML and a PNG of
+    its first state, see ``_html.StaticFallback``), or embed
     ``to_html()`` anywhere HTML is accepted. ``data`` holds every number the figure shows.
     """
 
