@@ -27,11 +27,11 @@ from cnnbook.widgets.receptive_field import (
     MAX_STACKS,
     MENU,
     ReceptiveField,
-    _field_box,
     measure_erf,
     stack_index,
     stack_specs,
 )
+from cnnbook.widgets.static import field_box as _field_box
 
 
 def unpack(packed: dict) -> np.ndarray:

@@ -22,9 +22,12 @@ from __future__ import annotations
 import functools
 import itertools
 
+from matplotlib.figure import Figure
+
 from cnnbook._checks import check_int
 from cnnbook.arith import conv_output_size, conv_transpose_output_size, effective_kernel_size
-from cnnbook.widgets._html import render_widget
+from cnnbook.widgets._html import StaticFallback, render_widget
+from cnnbook.widgets.static import conv_arithmetic_figure
 
 __all__ = ["CODE_OFFSET", "ORDER", "RANGES", "REASONS", "ConvArithmetic", "encode"]
 
@@ -138,7 +141,7 @@ def table_index(config: dict[str, int], mode: str) -> int:
     return index
 
 
-class ConvArithmetic:
+class ConvArithmetic(StaticFallback):
     """Interactive figure: output size of a convolution for any W, k, s, p, d.
 
     Controls: input size W (1-12), kernel k (1-7), stride s (1-4), padding p (0-4),
@@ -149,7 +152,8 @@ class ConvArithmetic:
     output grid is hidden. The arguments give the first configuration shown (it may be one
     without output). Square inputs and kernels: every size is the same along H and W.
 
-    Show it by making it the last expression of a cell (``_repr_html_``), or embed
+    Show it by making it the last expression of a cell (a bundle of the HTML and a PNG of
+    its first state, see ``_html.StaticFallback``), or embed
     ``to_html()`` anywhere HTML is accepted.
     """
 
@@ -244,10 +248,14 @@ class ConvArithmetic:
             js_file="conv_arithmetic.js",
             css_file="conv_arithmetic.css",
             entry="mountConvArithmetic",
+            static_png=self.static_png(),
         )
 
-    def _repr_html_(self) -> str:
-        return self.to_html()
+    def _static_figure(self) -> Figure:
+        """The first configuration, kernel at its first position (or why there is no output)."""
+        size, reason = self._lookup({})
+        template = None if reason is None else REASONS[reason]
+        return conv_arithmetic_figure(self.config, self.transposed, size, template, self.title)
 
     def __repr__(self) -> str:
         c = self.config

@@ -9,6 +9,7 @@ the static HTML book shows it, with a note saying how to make the controls live.
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable
 
@@ -52,16 +53,46 @@ def _png(figure: Figure, dpi: int = 90) -> Image:
     return Image(data=buffer.getvalue(), format="png")
 
 
+class LiveExplorer(widgets.VBox):
+    """The explorer's box; its display bundle also holds a PNG of the current figure.
+
+    JupyterLab and Notebook 7 do not render widget views in an untrusted notebook (every
+    downloaded one), and no front end can without the widget state: they fall back to
+    ``text/plain``, which for a widget is ``VBox(children=...)``. An ``image/png`` next to
+    the view is what they show instead; front ends that render the widget prefer the view.
+    """
+
+    def __init__(self, children: list[widgets.Widget], *, names: tuple[str, ...]) -> None:
+        super().__init__(children)
+        self.control_names = names  # draw's argument names, for the text/plain line
+
+    def _repr_mimebundle_(self, **kwargs: object) -> dict:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        output = next(child for child in self.children if isinstance(child, widgets.Output))
+        if output.outputs:
+            png = output.outputs[-1]["data"]["image/png"]
+            if isinstance(png, bytes):
+                png = base64.b64encode(png).decode("ascii")
+            bundle["image/png"] = png
+        names = ", ".join(self.control_names)
+        bundle["text/plain"] = (
+            f"Live explorer ({names}): its figure for the current values; run the notebook "
+            "with a kernel to use the controls"
+        )
+        return bundle
+
+
 def explorer(
     draw: Callable[..., Figure | None], *, note: str | None = None, **controls: widgets.ValueWidget
-) -> widgets.VBox:
+) -> LiveExplorer:
     """Controls plus the figure ``draw(**values)`` for their current values.
 
     draw: called with one keyword per control (its current ``.value``); returns the Figure
         it made, or None after drawing on the current figure.
     note: HTML shown above the controls; default explains the static/live difference.
     controls: ipywidgets value widgets, keyed by the argument name ``draw`` expects.
-    Display the result as the last expression of a cell.
+    Display the result as the last expression of a cell: its bundle carries the widget
+    view and a PNG of the current figure (``LiveExplorer``).
     """
     if not callable(draw):
         raise TypeError(f"draw must be callable, got {type(draw).__name__}")
@@ -83,6 +114,8 @@ def explorer(
     redraw()
     header = widgets.HTML(DEFAULT_NOTE if note is None else note)
     header.add_class("cnnbook-live-note")
-    box = widgets.VBox([header, widgets.HBox(list(controls.values())), output])
+    box = LiveExplorer(
+        [header, widgets.HBox(list(controls.values())), output], names=tuple(controls)
+    )
     box.add_class("cnnbook-live")
     return box

@@ -31,7 +31,8 @@ import numpy as np
 from cnnbook._checks import check_int
 from cnnbook.arith import Conv, Pool, conv_output_size, pool_output_size, receptive_field
 from cnnbook.photos import photo_as_float
-from cnnbook.widgets._html import pack_uint, render_widget
+from cnnbook.widgets._html import StaticFallback, pack_uint, render_widget
+from cnnbook.widgets.static import field_box, receptive_field_figure
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -296,24 +297,11 @@ def measure_erf(
     }
 
 
-def _field_box(rf: int, jump: int, start: float, unit: tuple[int, int], size: int) -> tuple:
-    """(top, left, bottom, right) pixel rows/cols of a unit's field, clipped, inclusive."""
-    half = (rf - 1) / 2
-    top = round(start + unit[0] * jump - half)
-    left = round(start + unit[1] * jump - half)
-    return (
-        max(top, 0),
-        max(left, 0),
-        min(top + rf - 1, size - 1),
-        min(left + rf - 1, size - 1),
-    )
-
-
 def _erf_payload(photo: np.ndarray, keys: Sequence[str]) -> dict:
     """The ERF of one preset, cropped to its centre unit's theoretical field (zero outside)."""
     erf = measure_erf(photo, keys)
     rf, jump, start = receptive_field(stack_specs(keys)) if keys else (1, 1, 0.0)
-    top, left, bottom, right = _field_box(rf, jump, start, erf["unit"], photo.shape[0])
+    top, left, bottom, right = field_box(rf, jump, start, erf["unit"], photo.shape[0])
     outside = erf["map"].copy()
     outside[top : bottom + 1, left : right + 1] = 0
     if outside.max() > 0:  # a gradient beyond the theoretical field would be a bug
@@ -335,7 +323,7 @@ def _erf_payload(photo: np.ndarray, keys: Sequence[str]) -> dict:
 # ----------------------------------------------------------------------------- the figure
 
 
-class ReceptiveField:
+class ReceptiveField(StaticFallback):
     """Interactive figure: which pixels of a photo does one unit of a layer stack see?
 
     image: a real photo, (H, W) or (H, W, 3), uint8 in [0, 255] or float in [0, 1];
@@ -349,7 +337,8 @@ class ReceptiveField:
     ``max_layers``; the first stack is added if it is not one of them). The effective
     receptive field (gradients of random-weight networks) is measured for the presets only.
 
-    Show it by making it the last expression of a cell (``_repr_html_``), or embed
+    Show it by making it the last expression of a cell (a bundle of the HTML and a PNG of
+    its first state, see ``_html.StaticFallback``), or embed
     ``to_html()`` anywhere HTML is accepted. ``data`` holds every number the figure shows.
     """
 
@@ -490,10 +479,10 @@ class ReceptiveField:
             js_file="receptive_field.js",
             css_file="receptive_field.css",
             entry="mountReceptiveField",
+            static_png=self.static_png(),
         )
 
-    def _repr_html_(self) -> str:
-        return self.to_html()
+    _static_figure = receptive_field_figure  # the first stack's centre unit and its fields
 
     def __repr__(self) -> str:
         return (

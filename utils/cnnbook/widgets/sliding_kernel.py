@@ -17,10 +17,12 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from cnnbook._checks import check_array, check_int
 from cnnbook.numpy_ops import conv2d, pad2d
-from cnnbook.widgets._html import render_widget
+from cnnbook.widgets._html import StaticFallback, render_widget
+from cnnbook.widgets.static import sliding_kernel_figure
 
 __all__ = ["EXAMPLE_INPUT", "EXAMPLE_KERNEL", "MAX_IMAGE_SIZE", "SlidingKernel"]
 
@@ -112,7 +114,7 @@ def _window_products(
     return positions
 
 
-class SlidingKernel:
+class SlidingKernel(StaticFallback):
     """Interactive figure: a kernel slides over an image; step, play, change stride/padding.
 
     image: (H, W) with H, W <= 16; kernel: (k_h, k_w). Cross-correlation (no kernel
@@ -122,7 +124,8 @@ class SlidingKernel:
     the kernel does not fit the padded input appear greyed out. Numbers are shown with
     ``decimals`` digits after the point.
 
-    Show it by making it the last expression of a cell (``_repr_html_``), or embed
+    Show it by making it the last expression of a cell (a bundle of the HTML and a PNG of
+    its first state, see ``_html.StaticFallback``), or embed
     ``to_html()`` anywhere HTML is accepted. ``data`` holds every number the figure shows.
     """
 
@@ -240,10 +243,12 @@ class SlidingKernel:
             js_file="sliding_kernel.js",
             css_file="sliding_kernel.css",
             entry="mountSlidingKernel",
+            static_png=self.static_png(),
         )
 
-    def _repr_html_(self) -> str:
-        return self.to_html()
+    def _static_figure(self) -> Figure:
+        """The first step: first window on the input, the kernel, the first output value."""
+        return sliding_kernel_figure(self.data)
 
     def __repr__(self) -> str:
         H, W = self.image.shape
