@@ -7,7 +7,7 @@ STAMP := $(VENV)/.cnnbook-installed
 VENDOR := _vendor/vendor/.stamp
 BOOK_HTML := _build/html
 
-.PHONY: help install book test lab sync assignments grade bench clean
+.PHONY: help install book test lab sync assignments grade bench gpu-check clean
 
 help:
 	@echo "make book   build the HTML book into $(BOOK_HTML) (notebooks not in _build/.jupyter_cache are executed)"
@@ -17,6 +17,7 @@ help:
 	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  check submissions (grades.csv)"
 	@echo "make sync   copy the repository URL from _config.yml into every notebook's install cell"
 	@echo "make bench  print the benchmark tables"
+	@echo "make gpu-check  the full profile on a CUDA machine, <= 10 min (README: GPU check)"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
 
 install: $(STAMP) $(VENDOR)
@@ -57,6 +58,11 @@ grade: install
 bench: install
 	$(PY) benchmarks/conv_speed.py
 	$(PY) benchmarks/notebook_times.py
+
+# No venv and no installs: a device machine brings its own torch (README, "GPU check").
+PYTHON3 ?= python3
+gpu-check:
+	PYTHONPATH=utils $(PYTHON3) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf _build _vendor node_modules .pytest_cache .hypothesis .jupyter_cache
