@@ -12,7 +12,7 @@ BOOK_HTML := _build/html
 TEX_PACKAGES := texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf \
 	fonts-dejavu-core poppler-utils
 
-.PHONY: help install book pdf tex test test-pdf lab sync assignments grade bench clean
+.PHONY: help install book pdf tex test test-pdf lab sync assignments grade bench gpu-check clean
 
 help:
 	@echo "make book   build the HTML book into $(BOOK_HTML) (notebooks not in _build/.jupyter_cache are executed)"
@@ -23,8 +23,9 @@ help:
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
 	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  grade submissions (grades.csv, answers.md)"
 	@echo "make sync   write the repository URL (_config.yml) and version (pyproject.toml) into every notebook's install cell,"
-	@echo "            and nbgrader cell metadata from the exercise markers"
+	@echo "            nbgrader cell metadata from the exercise markers, and the teacher's guide's exercise table"
 	@echo "make bench  print the benchmark tables"
+	@echo "make gpu-check  the full profile on a CUDA machine, <= 10 min (README: GPU check)"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
 
 install: $(STAMP) $(VENDOR)
@@ -78,6 +79,7 @@ lab: install
 sync: install
 	$(PY) tools/sync_install_cell.py
 	$(PY) tools/nbgrader_meta.py
+	$(PY) tools/course_plan.py
 
 assignments: install
 	$(PY) tools/nbgrader_meta.py
@@ -89,6 +91,11 @@ grade: install
 bench: install
 	$(PY) benchmarks/conv_speed.py
 	$(PY) benchmarks/notebook_times.py
+
+# No venv and no installs: a device machine brings its own torch (README, "GPU check").
+PYTHON3 ?= python3
+gpu-check:
+	PYTHONPATH=utils $(PYTHON3) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf _build _vendor node_modules .pytest_cache .hypothesis .jupyter_cache

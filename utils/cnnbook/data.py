@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
-from tqdm.auto import tqdm
 
 from cnnbook._checks import check_int
+from cnnbook.cifar_pack import PackCorruptError, PackedCIFAR10, pack_path
 from cnnbook.integrity import sha256_file
 from cnnbook.photos import (  # noqa: F401 - re-exported: chapters load photos and data from here
     SAMPLE_PHOTOS,
@@ -376,15 +376,34 @@ def _cifar_jpg(root: Path, split: str, transform: Callable | None) -> object:
     return dataset
 
 
+def _cifar_packed(path: Path, split: str, transform: Callable | None) -> PackedCIFAR10:
+    try:
+        dataset = PackedCIFAR10(path, split, transform)
+    except PackCorruptError as err:
+        raise DatasetCorruptError(f"CIFAR-10: {err}") from err
+    counts = np.bincount(dataset.targets, minlength=len(CIFAR10_CLASSES))
+    expected = [_CIFAR_PER_CLASS[split]] * len(CIFAR10_CLASSES)
+    if tuple(dataset.classes) != CIFAR10_CLASSES or counts.tolist() != expected:
+        raise DatasetNotFoundError(
+            f"CIFAR-10 ({split} split): the pack {path} is partial or not CIFAR-10, so it is "
+            f"not used: classes {dataset.classes}, images per class {counts.tolist()}, "
+            f"expected {list(CIFAR10_CLASSES)} with {expected[0]} each. Pack a complete "
+            "cifar10-jpg folder again (tools/pack_cifar.py)."
+        )
+    return dataset
+
+
 def cifar10(
     train: bool = True, transform: Callable | None = None, download: bool | None = None
-) -> torchvision.datasets.CIFAR10 | torchvision.datasets.ImageFolder:
+) -> torchvision.datasets.CIFAR10 | torchvision.datasets.ImageFolder | PackedCIFAR10:
     """CIFAR-10 (32x32 colour, 10 classes: ``CIFAR10_CLASSES``), 50,000 train / 10,000 test.
 
     Looks in every searched folder first for torchvision's own format
     (``cifar-10-batches-py``, bit-exact CIFAR-10, MD5-checked by torchvision), then for an
     ImageFolder of images ``cifar10-jpg/{train,test}/<class>/*.jpg`` (returned as
-    ``torchvision.datasets.ImageFolder``; a partial folder is an error), then downloads
+    ``torchvision.datasets.ImageFolder``; a partial folder is an error), then for the same
+    JPEGs packed into one file, ``cifar10-pack.npz`` (``cnnbook.cifar_pack``; the file
+    ``CNNBOOK_CIFAR_PACK`` names, if set, is used before anything else), then downloads
     torchvision's format into the cache (``download`` as in ``mnist``).
     Either way items are ``(PIL image 32x32 RGB, int label)`` and ``.classes`` is
     ``list(CIFAR10_CLASSES)``.
@@ -392,6 +411,8 @@ def cifar10(
     _check_loader_args(train, transform, download)
     split = "train" if train else "test"
     roots = data_roots()
+    if os.environ.get("CNNBOOK_CIFAR_PACK", "").strip():
+        return _cifar_packed(pack_path(roots), split, transform)
     base = torchvision.datasets.CIFAR10.base_folder
     for root in roots:
         if (root / base).is_dir():
@@ -399,6 +420,9 @@ def cifar10(
     for root in roots:
         if (root / "cifar10-jpg").is_dir():
             return _cifar_jpg(root, split, transform)
+    packed = pack_path(roots)
+    if packed is not None:
+        return _cifar_packed(packed, split, transform)
     if not _may_download(download):
         raise DatasetNotFoundError(
             f"CIFAR-10 was not found, and it was not downloaded: "
@@ -437,6 +461,8 @@ def _image_array(image: object, where: str) -> np.ndarray:
 
 def _gather(dataset: object, idx: np.ndarray, desc: str) -> tuple[np.ndarray, np.ndarray]:
     """Read ``dataset[i]`` for i in idx: images (k, C, H, W) and labels (k,) int64."""
+    from tqdm.auto import tqdm  # here: the data loaders themselves work without tqdm
+
     images = None
     labels = np.empty(len(idx), dtype=np.int64)
     for j, i in enumerate(tqdm(idx, desc=desc, unit="img")):
@@ -552,7 +578,8 @@ def as_tensors(
         None or ``limit >= len(dataset)`` keeps all.
     Returns ``images: (N, C, H, W)`` float32 in [0, 1] and ``labels: (N,)`` int64.
     Untransformed MNIST-style and CIFAR10 datasets are read from ``.data`` in one go;
-    the CIFAR-10 ImageFolder is decoded once and cached as .npz in ``cache_dir()``.
+    the CIFAR-10 ImageFolder is decoded once and cached as .npz in ``cache_dir()``; a
+    CIFAR-10 pack is decoded directly (only the images asked for).
     """
     if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
         raise TypeError(f"dataset must support len() and indexing, got {type(dataset).__name__}")
@@ -577,6 +604,8 @@ def as_tensors(
         images, labels = _raw_arrays(dataset, idx)
     elif split is not None:
         images, labels = _cifar_jpg_arrays(dataset, split, idx)
+    elif isinstance(dataset, PackedCIFAR10) and dataset.transform is None:
+        images, labels = dataset.decode(idx)
     else:
         images, labels = _gather(dataset, idx, "as_tensors")
 

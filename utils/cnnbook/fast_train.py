@@ -42,6 +42,7 @@ from torch import nn
 
 from cnnbook._checks import check_int
 from cnnbook._torch_checks import eval_mode
+from cnnbook.runtime import max_steps
 from cnnbook.train import History
 
 # ----------------------------------------------------------------------------- recipe
@@ -433,6 +434,8 @@ class FastResult:
     train_seconds: time spent in training steps only (no evaluation, no set-up).
     images_per_second: training images processed per second (all ranks together).
     time_to_target: training seconds until ``recipe.target_acc`` was first reached.
+    steps: optimizer steps taken (fewer than epochs * steps per epoch only when
+        ``CNNBOOK_MAX_STEPS`` capped the run).
     """
 
     model: nn.Module
@@ -447,6 +450,7 @@ class FastResult:
     device: str = "cpu"
     amp: bool = False
     channels_last: bool = False
+    steps: int = 0
 
     @property
     def final_model(self) -> nn.Module:
@@ -465,7 +469,7 @@ class FastResult:
     def summary(self) -> dict:
         """Plain numbers (JSON-friendly)."""
         keep = ("test_acc", "train_seconds", "images_per_second", "time_to_target")
-        keep += ("world_size", "images_per_rank", "device", "amp", "channels_last")
+        keep += ("world_size", "images_per_rank", "device", "amp", "channels_last", "steps")
         return {key: getattr(self, key) for key in keep} | {"epochs": self.epochs}
 
 
@@ -591,6 +595,7 @@ def train_fast(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     ema = EMA(model, recipe.ema_decay) if recipe.ema_decay is not None else None
     generator = torch.Generator().manual_seed(recipe.seed)
+    cap = max_steps()  # CNNBOOK_MAX_STEPS: a smoke test stops after this many steps
 
     def final_accuracy() -> float:
         if test_data is None:
@@ -605,7 +610,6 @@ def train_fast(
         ema_model=None,
         test_acc=float("nan"),
         world_size=ctx.world_size,
-        images_per_rank=steps * recipe.batch_size // ctx.world_size * recipe.epochs,
         device=str(dev),
         amp=amp,
         channels_last=channels_last,
@@ -651,6 +655,9 @@ def train_fast(
                     ]
                 )
             bar.update(1)
+            result.steps += 1
+            if cap is not None and result.steps >= cap:
+                break
         _sync(dev)
         epoch_seconds = time.perf_counter() - start
         result.train_seconds += epoch_seconds
@@ -673,6 +680,14 @@ def train_fast(
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}")
         if on_epoch is not None and ctx.rank == 0:
             on_epoch(row)
+        if cap is not None and result.steps >= cap:
+            warnings.warn(
+                f"CNNBOOK_MAX_STEPS stopped training after {result.steps} optimizer steps "
+                f"(epoch {epoch + 1} of {recipe.epochs}): a smoke test, its accuracy means "
+                "nothing",
+                stacklevel=2,
+            )
+            break
     bar.close()
 
     _average_buffers(model, ctx)
@@ -684,7 +699,8 @@ def train_fast(
     if recipe.target_acc is not None and result.time_to_target is None:
         if result.test_acc >= recipe.target_acc:
             result.time_to_target = result.train_seconds
-    images = steps * recipe.batch_size * recipe.epochs
+    images = result.steps * recipe.batch_size
+    result.images_per_rank = images // ctx.world_size
     result.images_per_second = images / max(result.train_seconds, 1e-9)
     return result
 

@@ -39,6 +39,32 @@ def by_profile(quick: T, full: T) -> T:
     return quick if profile() == "quick" else full
 
 
+def max_steps() -> int | None:
+    """The optimizer-step cap ``CNNBOOK_MAX_STEPS`` (a positive integer), or None if unset.
+
+    A smoke test of the full profile: the library's training loops (``train.fit``,
+    ``fast_train.train_fast``, ``attacks.adversarial_training``) stop after this many
+    optimizer steps in all (a warning says so), so CI can run the full-profile configuration of
+    a chapter on a CPU in seconds. Accuracies after a capped run mean nothing: asserts on
+    them consult ``steps_capped()``.
+    """
+    raw = os.environ.get("CNNBOOK_MAX_STEPS", "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"CNNBOOK_MAX_STEPS must be a positive integer, got {raw!r}")
+    return value
+
+
+def steps_capped() -> bool:
+    """True when ``CNNBOOK_MAX_STEPS`` caps training (so accuracy asserts must not apply)."""
+    return max_steps() is not None
+
+
 def device(name: str | None = None) -> torch.device:
     """The device to compute on: ``name`` or ``CNNBOOK_DEVICE`` if given, else CUDA, MPS, CPU."""
     name = name or os.environ.get("CNNBOOK_DEVICE") or None

@@ -30,6 +30,7 @@ from cnnbook._torch_checks import check_model, eval_mode
 from cnnbook.integrity import sha256_file
 from cnnbook.metrics import out_of_range_label
 from cnnbook.runtime import device as default_device
+from cnnbook.runtime import max_steps
 
 SCHEDULER_STEPS = ("batch", "epoch")
 # Schedulers whose period is counted in optimizer steps, not epochs.
@@ -334,6 +335,11 @@ class _Setup:
     use_amp: bool
     channels_last: bool
     grad_clip: float | None
+    max_steps: int | None = None  # CNNBOOK_MAX_STEPS: stop after this many steps in all
+    steps_done: int = 0
+
+    def capped(self) -> bool:
+        return self.max_steps is not None and self.steps_done >= self.max_steps
 
 
 def _prepare(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -365,6 +371,7 @@ def _train_epoch(s: _Setup, batches: _Batches, bar: object, first: bool) -> tupl
         s.scaler.update()
         if s.scheduler is not None and s.per_batch:
             s.scheduler.step()
+        s.steps_done += 1
         n = x.shape[0]
         seen += n
         loss_sum += loss.detach().double() * n
@@ -379,6 +386,8 @@ def _train_epoch(s: _Setup, batches: _Batches, bar: object, first: bool) -> tupl
                 "acc": _acc_text(correct, seen, has_acc),
             }
             bar.set_postfix(text)
+        if s.capped():
+            break
     if seen == 0:
         raise ValueError(f"{batches.name} is empty: it produced no batches")
     acc = correct.item() / seen if has_acc else float("nan")
@@ -648,6 +657,7 @@ def fit(
         use_amp=use_amp,
         channels_last=use_cl,
         grad_clip=grad_clip,
+        max_steps=max_steps(),
     )
     train = _Batches(
         "train_data", train_data, batch_size=batch_size, shuffle=True, seed=seed, device=dev
@@ -720,9 +730,20 @@ def _run_epochs(
         history.seconds.append(time.perf_counter() - start)
         if live is not None:
             live.update(history)
+        if setup.capped():
+            _warn_capped(setup.steps_done, epoch + 1, epochs)
+            break
     if live_plot and live is None:
         history.plot()
     return history
+
+
+def _warn_capped(steps: int, done: int, epochs: int) -> None:
+    warnings.warn(
+        f"CNNBOOK_MAX_STEPS stopped training after {steps} optimizer steps "
+        f"(epoch {done} of {epochs}): a smoke test, its accuracy means nothing",
+        stacklevel=4,
+    )
 
 
 def _step_epoch_scheduler(setup: _Setup, history: History) -> None:
