@@ -181,3 +181,17 @@ def test_headings_are_in_order(entry: str):
     assert levels and levels[0] == 1 and levels.count(1) == 1, f"{path.name}: one # title first"
     jumps = [(a, b) for a, b in zip(levels, levels[1:], strict=False) if b > a + 1]
     assert not jumps, f"{path.name}: heading levels skip: {jumps}"
+
+
+def test_teachers_guide_lists_every_exercise_as_the_chapters_define_it():
+    """Appendix D's exercise table is written from the chapters (tools/course_plan.py)."""
+    run = subprocess.run(
+        [sys.executable, ROOT / "tools" / "course_plan.py", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    guide = (ROOT / "chapters" / "D_teachers_guide.md").read_text()
+    for path in CHAPTERS:
+        assert f"]({path.name})" in guide, f"the guide's course plan leaves out {path.name}"
