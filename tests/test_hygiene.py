@@ -25,6 +25,7 @@ NAME = re.compile(r"^(\d\d|[A-Z])_[a-z0-9_]+\.ipynb$")
 def _load_tool(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
@@ -195,3 +196,14 @@ def test_teachers_guide_lists_every_exercise_as_the_chapters_define_it():
     guide = (ROOT / "chapters" / "D_teachers_guide.md").read_text()
     for path in CHAPTERS:
         assert f"]({path.name})" in guide, f"the guide's course plan leaves out {path.name}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_has_four_exercises_of_three_kinds_with_difficulty(path: Path):
+    parsed = _load_tool("exercises").parse(nbformat.read(path, as_version=4))
+    found = list(parsed.exercises.values())
+    unmarked = [ex.number for ex in found if ex.kind is None]
+    assert not unmarked, f"{path.name}: exercises without '(kind, ★★)' in the heading: {unmarked}"
+    assert len(found) >= 4, f"{path.name}: {len(found)} exercises, at least 4 expected"
+    kinds = {ex.kind for ex in found}
+    assert len(kinds) >= 3, f"{path.name}: exercises of {sorted(kinds)} only, 3 kinds expected"
