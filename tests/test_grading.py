@@ -1,6 +1,6 @@
 """tools/grade_assignments.py (make grade): fair to correct answers, robust to broken ones.
 
-A small synthetic chapter (three exercises in the EXERCISES.md format, one of them with a
+A small synthetic chapter (three exercises in the tools/EXERCISES.md format, one of them with a
 written answer) exercises the grader's contract quickly; the real chapters are graded as
 submissions of their teacher versions (full marks expected, every chapter) and of a
 cheating student in chapter 10.
@@ -263,7 +263,7 @@ def test_calling_the_reference_fails_in_make_grade(tmp_path: Path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_teacher_version_gets_full_marks(tmp_path: Path, path: Path):
-    """Every exercise runs right after the setup, as EXERCISES.md requires, and passes."""
+    """Every exercise runs right after the setup, as tools/EXERCISES.md requires, and passes."""
     submission = tmp_path / "teacher" / path.name
     submission.parent.mkdir()
     submission.write_bytes(path.read_bytes())

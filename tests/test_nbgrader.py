@@ -6,7 +6,7 @@ versions from the teacher's notebooks, then ``nbgrader autograde`` grades three
 submissions of each: the teacher's solution (full points), the untouched student version
 (0) and one with exactly one wrong exercise (loses exactly its points). Chapters 1 and 3
 run whole; chapter 10 (a minute of ResNet training in its body) is cut to its setup and
-exercise section, which EXERCISES.md requires to run on their own. Its wrong exercise
+exercise section, which tools/EXERCISES.md requires to run on their own. Its wrong exercise
 calls the library's reference, which the check must refuse with the reason.
 """
 

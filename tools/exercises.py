@@ -1,4 +1,4 @@
-"""The structure of a chapter's exercises, read from its markers (see EXERCISES.md).
+"""The structure of a chapter's exercises, read from its markers (see tools/EXERCISES.md).
 
 Shared by ``nbgrader_meta.py`` (which writes nbgrader cell metadata from it),
 ``make_assignments.py`` and ``grade_assignments.py``. A chapter is

@@ -2,7 +2,7 @@
 
     python tools/nbgrader_meta.py [--check] [chapters/NN_*.ipynb ...]
 
-The markers (EXERCISES.md) are the single source of truth; this tool makes the
+The markers (tools/EXERCISES.md) are the single source of truth; this tool makes the
 metadata nbgrader needs agree with them, so a course can run ``nbgrader
 generate_assignment`` / ``autograde`` on the chapters unchanged:
 
