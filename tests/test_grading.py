@@ -245,9 +245,10 @@ def test_calling_the_reference_fails_in_make_grade(tmp_path: Path):
         "f = apply_augment\n\ndef flip_and_shift(x, flips, shifts, pad):\n"
         "    return f(x, flips, shifts, pad)"
     )
+    # a derivation answered by building the network and counting (the check's reference)
     _by_id(
         nb, "ex-10-4-solution"
-    ).source = "def tta_logits(model, x):\n    return predict_logits(model, x, tta=True)"
+    ).source = "def resnet_params(w):\n    return count_params(cifar_resnet(w))"
     path = tmp_path / "mallory" / chapter.name
     path.parent.mkdir()
     nbformat.write(nb, path)
@@ -256,9 +257,11 @@ def test_calling_the_reference_fails_in_make_grade(tmp_path: Path):
     for number, name in (
         ("10.1", "lr_factor"),
         ("10.2", "apply_augment"),
-        ("10.4", "predict_logits"),
+        ("10.4", "c"),  # `cifar_resnet` or `count_params`, whichever runs first
     ):
-        assert f"calls the reference implementation `{name}`" in results[number].error
+        assert f"calls the reference implementation `{name}" in results[number].error, results[
+            number
+        ].error
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
