@@ -8,6 +8,9 @@ serves it with a real JupyterLab on 127.0.0.1 and checks in headless Chromium th
 widget output shows an image of non-zero size and that no output reads ``VBox(``.
 Screenshots of the top and the end are left in the test's tmp folder and in /tmp
 (cnnbook-jupyterlab-untrusted.png, cnnbook-jupyterlab-untrusted-end.png).
+
+A second test does the same with a real chapter as a reader downloads it: chapter 2
+(the sliding kernel) executed top to bottom and saved, unsigned.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import pytest
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path("/tmp/cnnbook-jupyterlab-untrusted.png")
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTER = ROOT / "chapters" / "02_convolution_operation.ipynb"
 CELLS = [
     "import matplotlib\nmatplotlib.use('Agg')\nimport ipywidgets as widgets\n"
     "import matplotlib.pyplot as plt\nfrom cnnbook.data import sample_photo\n"
@@ -160,3 +165,52 @@ def test_untrusted_notebook_shows_a_picture_for_every_widget(browser_context, tm
         # untrusted indeed: the HTML widgets' scripts did not run
         assert page.locator('[data-ready="true"]').count() == 0
         assert "needs JavaScript" in outputs.nth(0).inner_text()
+
+
+def _executed_chapter(path: Path) -> int:
+    """Execute CHAPTER top to bottom, save it unsigned; the number of widget outputs."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(CHAPTER, as_version=4)
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(CHAPTER.parent)}},
+    ).execute()
+    nbformat.write(nb, path)
+    return sum(
+        "cnnbook-widget" in str(out.get("data", {}).get("text/html", ""))
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+    )
+
+
+def test_untrusted_executed_chapter_shows_its_widgets_as_pictures(browser_context, tmp_path):
+    if shutil.which("jupyter-lab", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("JupyterLab is not installed in this environment")
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    widgets = _executed_chapter(root / CHAPTER.name)
+    assert widgets >= 1, f"{CHAPTER.name} should show the sliding kernel"
+    with jupyterlab(root, tmp_path / "jupyter") as url:
+        page = browser_context.new_page()
+        page.goto(url.format(path=CHAPTER.name))
+        notes = page.locator(".jp-OutputArea-output", has_text="needs JavaScript")
+        notes.nth(widgets - 1).wait_for(timeout=60_000)
+        assert notes.count() == widgets, f"{notes.count()} of {widgets} widgets show their note"
+        for i in range(widgets):
+            image = notes.nth(i).locator("img")
+            image.first.scroll_into_view_if_needed()
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=image.first.element_handle()
+            )
+            box = image.first.bounding_box()
+            assert box and box["width"] > 100 and box["height"] > 50, f"widget {i}: {box}"
+        notes.first.scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "chapter.png"))
+        shutil.copyfile(
+            tmp_path / "chapter.png", SCREENSHOT.with_name("cnnbook-jupyterlab-chapter.png")
+        )
+        shown = "\n".join(page.locator(".jp-OutputArea").all_inner_texts())
+        assert "SlidingKernel(" not in shown and "VBox(" not in shown, "a widget shows as text"
