@@ -147,7 +147,10 @@ def test_the_version_is_written_once():
         assert f"/v{version}.zip" in first, f"{path.name}: the fallback names another version"
     import cnnbook
 
-    installed = importlib.metadata.distribution("cnnbook")
+    # An editable install leaves a setuptools egg-info in utils/ beside the pip-installed
+    # dist-info; only the latter says where it was installed from.
+    found = list(importlib.metadata.distributions(name="cnnbook"))
+    installed = next((d for d in found if d.read_text("direct_url.json")), found[0])
     assert cnnbook.__version__ == installed.version, "__version__ should come from the metadata"
     origin = json.loads(installed.read_text("direct_url.json") or "{}").get("url")
     if origin != ROOT.as_uri():
