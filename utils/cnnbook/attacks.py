@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -21,7 +20,7 @@ from torch import nn
 
 from cnnbook._checks import check_choice, check_int
 from cnnbook._torch_checks import check_images, check_model, eval_mode
-from cnnbook.runtime import max_steps
+from cnnbook.runtime import max_steps, warn_steps_capped
 from cnnbook.train import History
 
 ATTACKS = ("fgsm", "pgd")
@@ -294,11 +293,7 @@ def adversarial_training(
         history.train_acc.append(correct / seen)
         history.seconds.append(time.perf_counter() - start)
         if cap is not None and taken >= cap:
-            warnings.warn(
-                f"CNNBOOK_MAX_STEPS stopped adversarial training after {taken} optimizer steps "
-                f"(epoch {epoch + 1} of {epochs}): a smoke test, its accuracy means nothing",
-                stacklevel=2,
-            )
+            warn_steps_capped("adversarial training", taken, epoch + 1, epochs, stacklevel=2)
             break
     return history
 

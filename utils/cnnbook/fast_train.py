@@ -42,7 +42,7 @@ from torch import nn
 
 from cnnbook._checks import check_int
 from cnnbook._torch_checks import eval_mode
-from cnnbook.runtime import max_steps
+from cnnbook.runtime import max_steps, warn_steps_capped
 from cnnbook.train import History
 
 # ----------------------------------------------------------------------------- recipe
@@ -681,12 +681,7 @@ def train_fast(
         if on_epoch is not None and ctx.rank == 0:
             on_epoch(row)
         if cap is not None and result.steps >= cap:
-            warnings.warn(
-                f"CNNBOOK_MAX_STEPS stopped training after {result.steps} optimizer steps "
-                f"(epoch {epoch + 1} of {recipe.epochs}): a smoke test, its accuracy means "
-                "nothing",
-                stacklevel=2,
-            )
+            warn_steps_capped("training", result.steps, epoch + 1, recipe.epochs, stacklevel=2)
             break
     bar.close()
 

@@ -11,6 +11,7 @@ import functools
 import os
 import random
 import socket
+import warnings
 from typing import TypeVar
 
 import numpy as np
@@ -58,6 +59,17 @@ def max_steps() -> int | None:
     if value < 1:
         raise ValueError(f"CNNBOOK_MAX_STEPS must be a positive integer, got {raw!r}")
     return value
+
+
+def warn_steps_capped(what: str, steps: int, epoch: int, epochs: int, stacklevel: int) -> None:
+    """Say that ``CNNBOOK_MAX_STEPS`` stopped ``what`` (e.g. "training") after ``steps``
+    optimizer steps, in epoch ``epoch`` of ``epochs``. ``stacklevel`` counts from the
+    caller of this function, as for ``warnings.warn``."""
+    warnings.warn(
+        f"CNNBOOK_MAX_STEPS stopped {what} after {steps} optimizer steps "
+        f"(epoch {epoch} of {epochs}): a smoke test, its accuracy means nothing",
+        stacklevel=stacklevel + 1,
+    )
 
 
 def steps_capped() -> bool:

@@ -30,7 +30,7 @@ from cnnbook._torch_checks import check_model, eval_mode
 from cnnbook.integrity import sha256_file
 from cnnbook.metrics import out_of_range_label
 from cnnbook.runtime import device as default_device
-from cnnbook.runtime import max_steps
+from cnnbook.runtime import max_steps, warn_steps_capped
 
 SCHEDULER_STEPS = ("batch", "epoch")
 # Schedulers whose period is counted in optimizer steps, not epochs.
@@ -731,19 +731,12 @@ def _run_epochs(
         if live is not None:
             live.update(history)
         if setup.capped():
-            _warn_capped(setup.steps_done, epoch + 1, epochs)
+            # stacklevel 3: the warning points at fit's caller (fit -> _run_epochs -> here)
+            warn_steps_capped("training", setup.steps_done, epoch + 1, epochs, stacklevel=3)
             break
     if live_plot and live is None:
         history.plot()
     return history
-
-
-def _warn_capped(steps: int, done: int, epochs: int) -> None:
-    warnings.warn(
-        f"CNNBOOK_MAX_STEPS stopped training after {steps} optimizer steps "
-        f"(epoch {done} of {epochs}): a smoke test, its accuracy means nothing",
-        stacklevel=4,
-    )
 
 
 def _step_epoch_scheduler(setup: _Setup, history: History) -> None:
