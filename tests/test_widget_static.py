@@ -86,7 +86,7 @@ def test_picture_is_drawn_once_and_matches_the_first_state(figures):
 
 
 def test_fallback_keeps_the_note_and_refuses_other_bytes():
-    html = render_widget(
+    widget = dict(
         widget="sliding-kernel",
         data={},
         label="x",
@@ -94,17 +94,10 @@ def test_fallback_keeps_the_note_and_refuses_other_bytes():
         css_file="sliding_kernel.css",
         entry="mountSlidingKernel",
     )
+    html = render_widget(**widget)
     assert "<img" not in html and "needs JavaScript" in html
     with pytest.raises(TypeError, match="static_png"):
-        render_widget(
-            widget="sliding-kernel",
-            data={},
-            label="x",
-            js_file="sliding_kernel.js",
-            css_file="sliding_kernel.css",
-            entry="mountSlidingKernel",
-            static_png=b"GIF89a",
-        )
+        render_widget(**widget, static_png=b"GIF89a")
 
 
 def test_live_explorer_bundle_has_view_png_and_plain_line():
