@@ -16,6 +16,13 @@ def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
     return int(value)
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is True or False; TypeError naming ``name`` otherwise."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
 def check_pair(name: str, value: object, *, minimum: int | None = None) -> tuple[int, int]:
     """Accept an int or a pair of ints (height, width); return the pair."""
     if isinstance(value, (tuple, list)):
