@@ -140,11 +140,54 @@ def test_ci_runs_the_readme_test_command_through_ci_run():
     assert not [r for r in others if "pytest" in r or "make test" in r], others
 
 
-def test_ci_run_keeps_the_offline_mode_and_has_an_online_one():
-    text = (ROOT / ".ci" / "run").read_text()
-    offline, online = text.split("if [ -d ../shared/data ]; then", 1)[1].split("\nelse\n", 1)
-    assert 'CNNBOOK_DATA_DIR="$SHARED/data"' in offline and "CNNBOOK_OFFLINE=1" in offline
-    assert 'CNNBOOK_DATA_DIR="$PWD/data"' in online and "CNNBOOK_OFFLINE=0" in online
+_FAKE_MAKE = """#!/bin/sh
+echo "make $* DATA=$CNNBOOK_DATA_DIR TORCH=$TORCH_HOME OFFLINE=$CNNBOOK_OFFLINE \
+PROFILE=$CNNBOOK_PROFILE VENV=$(test -e .venv/stale && echo stale || echo fresh)" >> "$LOG"
+if [ "$1" = install ]; then
+    mkdir -p .venv/bin
+    printf '#!/bin/sh\\necho "python $1 DATA=$CNNBOOK_DATA_DIR" >> "$LOG"\\n' > .venv/bin/python
+    chmod +x .venv/bin/python
+fi
+"""
+
+
+def _run_ci_script(tmp_path: Path, *, mirror: bool) -> list[str]:
+    """Run .ci/run with make, python and chromium faked; return what they were asked."""
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    shutil.copy2(ROOT / ".ci" / "run", repo / ".ci" / "run")
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / "stale").touch()  # a leftover environment: .ci/run must remove it
+    if mirror:
+        (tmp_path / "shared" / "data").mkdir(parents=True)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name, body in (("make", _FAKE_MAKE), ("chromium", "#!/bin/sh\n")):
+        (fake / name).write_text(body)
+        (fake / name).chmod(0o755)
+    log = tmp_path / "log"
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "LOG": str(log), "HOME": str(tmp_path)}
+    run = subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    return log.read_text().replace(str(tmp_path.resolve()), "<tmp>").splitlines()
+
+
+def test_ci_run_offline_with_the_mirror(tmp_path: Path):
+    assert _run_ci_script(tmp_path, mirror=True) == [
+        "make test DATA=<tmp>/shared/data TORCH=<tmp>/shared/data/torch OFFLINE=1 "
+        "PROFILE=quick VENV=fresh"
+    ]
+
+
+def test_ci_run_online_without_the_mirror_downloads_then_tests(tmp_path: Path):
+    calls = _run_ci_script(tmp_path, mirror=False)
+    online = "DATA=<tmp>/repo/data TORCH=<tmp>/repo/data/torch OFFLINE=0 PROFILE=quick"
+    assert calls == [
+        f"make install {online} VENV=fresh",
+        "python -c DATA=<tmp>/repo/data",
+        f"make test {online} VENV=fresh",
+    ]
 
 
 def test_ci_caches_pip_npm_and_the_jupyter_cache():
@@ -183,6 +226,16 @@ def test_book_is_built_strictly_and_deployed_only_from_the_default_branch_or_a_t
     assert deploy["environment"]["name"] == "github-pages"
     assert _uses(deploy, "actions/deploy-pages")
     assert ci["permissions"] == {"contents": "read"}
+
+
+def test_readme_says_where_the_book_is_and_how_a_fork_publishes():
+    readme = (ROOT / "README.md").read_text()
+    assert f"<{CHECK.book_url(ROOT)}>" in readme, "README must give html.baseurl's address"
+    section = readme.split("\n## Publishing\n", 1)[1].split("\n## ", 1)[0]
+    for needed in ("CNNBOOK_FULL_RUNNER", "PYPI_API_TOKEN", "make sync", "GitHub Actions"):
+        assert needed in section, needed
+    steps = re.findall(r"^(\d)\. \*\*", section, flags=re.M)
+    assert steps == ["1", "2", "3"], steps
 
 
 # --------------------------------------------------------------------------- release workflow
