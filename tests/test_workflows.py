@@ -75,8 +75,10 @@ def _uses(job: dict, action: str) -> list[dict]:
 
 
 def _actionlint() -> str:
-    found = shutil.which("actionlint") or shutil.which(
-        "actionlint", path=str(Path(sys.executable).parent)
+    # The venv's own (requirements.txt) first: another actionlint on PATH may know other
+    # versions of the actions.
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "actionlint"
     )
     if found:
         return found
