@@ -440,3 +440,15 @@ def test_load_by_position_rejects_other_architectures_and_keeps_the_model():
 def test_bad_arguments_name_the_argument(build, kwargs, error, name):
     with pytest.raises(error, match=name.replace("[", r"\[").replace("]", r"\]")):
         build(**kwargs)
+
+
+def test_resnet50_v1_layout_strides_the_first_1x1_and_keeps_the_parameters():
+    v15, v1 = resnet50(num_classes=10), resnet50(num_classes=10, stride_in_1x1=True)
+    assert n_params(v1) == n_params(v15)
+    first = v1.stages[1][0]  # the first block of stage 2 halves the resolution
+    assert first.conv1.stride == (2, 2) and first.conv2.stride == (1, 1)
+    assert all(b.conv1.stride == (1, 1) for b in v1.stages[1][1:])
+    with pytest.raises(ValueError, match="stride_in_1x1=True needs Bottleneck"):
+        resnet18(stride_in_1x1=True)
+    with pytest.raises(TypeError, match="stride_in_1x1 must be a bool"):
+        resnet50(stride_in_1x1=1)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cnnbook._checks import check_int
+from cnnbook._checks import check_bool, check_int
 
 __all__ = [
     "BasicBlock",
@@ -54,12 +54,6 @@ def conv1x1(C_in: int, C_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(C_in, C_out, kernel_size=1, stride=stride, bias=False)
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return value
-
-
 def _projection(C_in: int, C_out: int, stride: int) -> nn.Sequential:
     """The shortcut when shapes change: 1x1 conv with the block's stride, then BatchNorm."""
     return nn.Sequential(conv1x1(C_in, C_out, stride), nn.BatchNorm2d(C_out))
@@ -80,7 +74,7 @@ class BasicBlock(nn.Module):
         C_in = check_int("C_in", C_in, minimum=1)
         C_out = check_int("C_out", C_out, minimum=1)
         stride = check_int("stride", stride, minimum=1)
-        self.residual = _check_bool("residual", residual)
+        self.residual = check_bool("residual", residual)
         self.out_channels = C_out
         self.conv1 = conv3x3(C_in, C_out, stride)
         self.bn1 = nn.BatchNorm2d(C_out)
@@ -128,8 +122,8 @@ class Bottleneck(nn.Module):
         width = check_int("width", width, minimum=1)
         stride = check_int("stride", stride, minimum=1)
         self.expansion = check_int("expansion", expansion, minimum=1)
-        self.residual = _check_bool("residual", residual)
-        stride_in_1x1 = _check_bool("stride_in_1x1", stride_in_1x1)
+        self.residual = check_bool("residual", residual)
+        stride_in_1x1 = check_bool("stride_in_1x1", stride_in_1x1)
         C_out = width * self.expansion
         self.out_channels = C_out
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
@@ -166,7 +160,9 @@ class ResNet(nn.Module):
     x: (N, in_channels, H, W) -> logits (N, num_classes). At 224 x 224 the stages run at
     56, 28, 14 and 7 pixels. ``residual=False`` builds the matching plain network;
     ``zero_init_residual=True`` starts every block's last BatchNorm scale at 0, so each
-    block begins as the identity (Goyal et al., 2017).
+    block begins as the identity (Goyal et al., 2017). ``stride_in_1x1=True`` (Bottleneck
+    only) strides the first 1x1 of each downsampling block, as the original paper (v1)
+    does, instead of its 3x3 (v1.5, torchvision's layout).
     """
 
     def __init__(
@@ -179,6 +175,7 @@ class ResNet(nn.Module):
         widths: Sequence[int] = (64, 128, 256, 512),
         residual: bool = True,
         zero_init_residual: bool = False,
+        stride_in_1x1: bool = False,
     ):
         super().__init__()
         if not (isinstance(block, type) and issubclass(block, (BasicBlock, Bottleneck))):
@@ -191,8 +188,14 @@ class ResNet(nn.Module):
             )
         num_classes = check_int("num_classes", num_classes, minimum=1)
         in_channels = check_int("in_channels", in_channels, minimum=1)
-        _check_bool("residual", residual)
-        _check_bool("zero_init_residual", zero_init_residual)
+        check_bool("residual", residual)
+        check_bool("zero_init_residual", zero_init_residual)
+        check_bool("stride_in_1x1", stride_in_1x1)
+        options = {"residual": residual}
+        if stride_in_1x1:
+            if not issubclass(block, Bottleneck):
+                raise ValueError("stride_in_1x1=True needs Bottleneck blocks (ResNet-50 and up)")
+            options["stride_in_1x1"] = True
 
         self.stem = nn.Sequential(
             OrderedDict(
@@ -205,7 +208,7 @@ class ResNet(nn.Module):
         C_in, stages = widths[0], []
         for i, (n_blocks, width) in enumerate(zip(layers, widths, strict=True)):
             stride = 1 if i == 0 else 2  # the stem already downsampled by 4
-            stages.append(_make_stage(block, C_in, width, n_blocks, stride, residual))
+            stages.append(_make_stage(block, C_in, width, n_blocks, stride, options))
             C_in = width * block.expansion
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -225,11 +228,11 @@ def _int_sequence(name: str, value: object) -> list[int]:
     return [check_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value)]
 
 
-def _make_stage(block, C_in: int, width: int, n_blocks: int, stride: int, residual: bool):
+def _make_stage(block, C_in: int, width: int, n_blocks: int, stride: int, options: dict):
     """n_blocks blocks; only the first changes resolution (stride) and channel count."""
-    blocks = [block(C_in, width, stride, residual=residual)]
+    blocks = [block(C_in, width, stride, **options)]
     C_out = width * block.expansion
-    blocks += [block(C_out, width, 1, residual=residual) for _ in range(n_blocks - 1)]
+    blocks += [block(C_out, width, 1, **options) for _ in range(n_blocks - 1)]
     return nn.Sequential(*blocks)
 
 
@@ -259,5 +262,8 @@ def resnet34(num_classes: int = 1000, **kwargs) -> ResNet:
 
 
 def resnet50(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNet-50: Bottlenecks (3, 4, 6, 3); 25,557,032 parameters with 1000 classes."""
+    """ResNet-50: Bottlenecks (3, 4, 6, 3); 25,557,032 parameters with 1000 classes.
+
+    ``stride_in_1x1=True`` gives the paper's v1 layout (same parameters, other outputs).
+    """
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes=num_classes, **kwargs)
