@@ -86,6 +86,7 @@ def _check_number(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
+    """``value`` as a finite float in [low, high] (open ends as asked); errors name ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     value = float(value)
