@@ -57,7 +57,7 @@ def use_packed_extras() -> None:
 
 def headline_settings() -> dict:
     """Chapter 10's FULL settings (cell a8651561); tests/test_gpu_check.py compares them."""
-    from cnnbook.fast_train import Recipe
+    from cnnbook.fast_recipe import Recipe
 
     return {
         "train_limit": None,

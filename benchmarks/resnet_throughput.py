@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from cnnbook.data import as_tensors, cifar10
-from cnnbook.fast_train import Recipe, train_fast
+from cnnbook.fast_recipe import Recipe
+from cnnbook.fast_train import train_fast
 from cnnbook.models.cifar_resnet import cifar_resnet
 
 

@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
+from cnnbook.batch_augment import apply_augment
 from cnnbook.check import CheckFailed, check_function
-from cnnbook.fast_train import apply_augment, lr_factor
+from cnnbook.fast_train import lr_factor
 
 CASES = [(3, 10, 0.2), (9, 10, 0.2)]
 alias = lr_factor

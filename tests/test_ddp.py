@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnbook import fast_train
+from cnnbook import fast_train_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 # A small but real run: 2,048 training images, 1,000 test images, a narrow ResNet.
@@ -81,7 +81,7 @@ def runs(tmp_path_factory) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        fast_train.main([*ARGS, "--json", str(single)])
+        fast_train_cli.main([*ARGS, "--json", str(single)])
     finally:
         torch.set_num_threads(threads)
     own_after = resource.getrusage(resource.RUSAGE_SELF)

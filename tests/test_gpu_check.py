@@ -16,7 +16,7 @@ import gpu_check  # noqa: E402
 
 def test_headline_is_chapter_10s_full_profile():
     """The check trains exactly what chapter 10's settings cell calls FULL."""
-    from cnnbook.fast_train import Recipe
+    from cnnbook.fast_recipe import Recipe
     from cnnbook.runtime import by_profile, profile
 
     nb = nbformat.read(ROOT / "chapters" / "10_fast_resnet.ipynb", as_version=4)

@@ -22,6 +22,7 @@ from torch import nn
 
 from cnnbook import fast_train, runtime
 from cnnbook.attacks import adversarial_training
+from cnnbook.fast_recipe import Recipe
 from cnnbook.models.cifar_resnet import cifar_resnet
 from cnnbook.train import fit
 
@@ -62,7 +63,7 @@ def test_max_steps_reads_the_environment(monkeypatch):
             runtime.max_steps()
 
 
-def _resnet9_full_recipe(**changes) -> fast_train.Recipe:
+def _resnet9_full_recipe(**changes) -> Recipe:
     """Chapter 10's FULL recipe with a CPU-sized batch (everything else as on the GPU)."""
     return replace(headline_settings()["recipe"], batch_size=16, **changes)
 
@@ -87,9 +88,9 @@ def test_t4_branch_chooses_float16_with_a_grad_scaler(monkeypatch):
     assert fast_train._amp_dtype(torch.device("cuda")) == torch.float16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert fast_train._amp_dtype(torch.device("cuda")) == torch.bfloat16
-    assert fast_train._resolve_flags(fast_train.Recipe(), torch.device("cuda")) == (True, True)
+    assert fast_train._resolve_flags(Recipe(), torch.device("cuda")) == (True, True)
     with pytest.warns(UserWarning, match="amp=True needs a CUDA device"):
-        flags = fast_train._resolve_flags(fast_train.Recipe(amp=True), torch.device("cpu"))
+        flags = fast_train._resolve_flags(Recipe(amp=True), torch.device("cpu"))
     assert flags == (False, False)
 
 

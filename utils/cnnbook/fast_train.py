@@ -5,207 +5,39 @@ memory instead of a trip through a DataLoader. Each step:
 
 1. take the next indices of this epoch's permutation (``shard``: in a distributed run,
    every rank takes every ``world_size``-th of them, like ``DistributedSampler``);
-2. augment on the device: random horizontal flip and a random translation of up to
-   ``pad`` pixels (reflect-pad, then crop);
+2. augment on the device (``cnnbook.batch_augment``): random horizontal flip and a random
+   translation of up to ``pad`` pixels (reflect-pad, then crop);
 3. forward and loss under autocast (bf16 or fp16, CUDA only) with label smoothing,
    in channels_last layout (CUDA by default);
 4. backward (DDP all-reduces the gradients), SGD with Nesterov momentum, the
    warmup-then-decay ("one-cycle") learning rate, and the EMA of the weights.
 
 At the end the EMA model is evaluated with test-time augmentation (the prediction for
-an image and its mirror image averaged). Run it as a script, on one device::
-
-    python -m cnnbook.fast_train --epochs 10 --width 64
-
-or on several GPUs (or CPU processes, with the gloo backend) with torchrun::
-
-    torchrun --standalone --nproc_per_node=2 -m cnnbook.fast_train --epochs 10 --width 64
+an image and its mirror image averaged). The knobs are a ``cnnbook.fast_recipe.Recipe``;
+the DDP plumbing is ``cnnbook.distributed``; the command line (also under torchrun) is
+``cnnbook.fast_train_cli``, which ``python -m cnnbook.fast_train`` runs too.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import math
-import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from cnnbook._checks import check_int
+from cnnbook._checks import check_bool, check_int
 from cnnbook._torch_checks import eval_mode
+from cnnbook.batch_augment import _describe, apply_augment, random_flips, random_shifts
+from cnnbook.distributed import Dist, average_buffers, current_dist, rank_device, shard
+from cnnbook.fast_recipe import Recipe, _check_number
 from cnnbook.runtime import max_steps, warn_steps_capped
 from cnnbook.train import History
 
-# ----------------------------------------------------------------------------- recipe
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Every knob of the trainer. Defaults: a CPU-sized run of the full recipe.
-
-    epochs, batch_size: the global batch; in a distributed run each of the W ranks
-        takes batch_size / W images per step, so the optimisation is the same.
-    lr: peak learning rate of SGD (Nesterov, ``momentum``); the schedule rises linearly
-        from 0 for the first ``warmup`` fraction of the steps and falls linearly to 0.
-    weight_decay: L2 penalty on convolution and linear weights (not BatchNorm, biases).
-    label_smoothing: target probability moved from the true class to all classes.
-    pad, flip: translation of up to ``pad`` pixels and horizontal flips (0 / False: off).
-    ema_decay: decay of the exponential moving average of the weights (None: no EMA).
-    tta: evaluate with flip test-time augmentation.
-    amp: autocast (bf16, or fp16 with a GradScaler where bf16 is missing). None: on for
-        CUDA. On a CPU it is always off (a warning says so if you asked for it).
-    channels_last: NHWC memory layout. None: on for CUDA only; True also on a CPU.
-    compile: wrap the model in ``torch.compile`` (slow to start, faster per step).
-    eval_every: evaluate the test data every this many epochs (0: only at the end).
-    target_acc: record the training time at which evaluation first reached it.
-    seed: shuffling and augmentation.
-    """
-
-    epochs: int = 8
-    batch_size: int = 256
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.2
-    warmup: float = 0.2
-    pad: int = 2
-    flip: bool = True
-    ema_decay: float | None = 0.98
-    tta: bool = True
-    amp: bool | None = None
-    channels_last: bool | None = None
-    compile: bool = False
-    eval_every: int = 0
-    target_acc: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_int("epochs", self.epochs, minimum=1)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("pad", self.pad, minimum=0)
-        check_int("eval_every", self.eval_every, minimum=0)
-        check_int("seed", self.seed, minimum=0)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
-        _check_number("warmup", self.warmup, low=0.0, high=1.0)
-        if self.ema_decay is not None:
-            _check_number("ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True)
-        if self.target_acc is not None:
-            _check_number("target_acc", self.target_acc, low=0.0, high=1.0)
-        for name in ("flip", "tta", "compile"):
-            _check_bool(name, getattr(self, name))
-        for name in ("amp", "channels_last"):
-            if getattr(self, name) is not None:
-                _check_bool(name, getattr(self, name))
-
-
-def _check_number(
-    name: str,
-    value: object,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high or not math.isfinite(value):
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        interval = f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
-    return value
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 # ----------------------------------------------------------------------------- pieces
-
-
-def random_flips(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(n,) bool: which images to mirror, each with probability 1/2."""
-    n = check_int("n", n, minimum=0)
-    return torch.rand(n, generator=generator) < 0.5
-
-
-def random_shifts(n: int, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(n, 2) int64 in [-pad, pad]: vertical and horizontal shift of each image."""
-    n = check_int("n", n, minimum=0)
-    pad = check_int("pad", pad, minimum=0)
-    return torch.randint(-pad, pad + 1, (n, 2), generator=generator)
-
-
-def apply_augment(
-    x: torch.Tensor, flips: torch.Tensor | None, shifts: torch.Tensor | None, pad: int
-) -> torch.Tensor:
-    """Flip and translate each image of x: (N, C, H, W); returns (N, C, H, W), same order.
-
-    flips: (N,) bool or None. shifts: (N, 2) ints in [-pad, pad] or None. The image is
-    reflect-padded by ``pad`` and the H x W window starting at (pad + dy, pad + dx) is
-    cut out, so a shift of (0, 0) returns the image itself. Image i stays at position i,
-    so the labels stay aligned.
-    """
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"x must be a (N, C, H, W) tensor, got {_describe(x)}")
-    N, _, H, W = x.shape
-    pad = check_int("pad", pad, minimum=0)
-    if flips is not None:
-        if flips.shape != (N,):
-            raise ValueError(f"flips must have shape ({N},), got {tuple(flips.shape)}")
-        mirrored = x.flip(3)
-        x = torch.where(flips.to(x.device).view(N, 1, 1, 1), mirrored, x)
-    if shifts is None or pad == 0:
-        return x
-    if shifts.shape != (N, 2):
-        raise ValueError(f"shifts must have shape ({N}, 2), got {tuple(shifts.shape)}")
-    if N and int(shifts.abs().max()) > pad:
-        raise ValueError(f"shifts must lie in [-pad, pad] = [-{pad}, {pad}]")
-    if pad >= min(H, W):
-        raise ValueError(f"pad must be smaller than the image (H={H}, W={W}), got {pad}")
-    source = x.float() if x.dtype == torch.uint8 else x  # reflect-padding needs floats
-    padded = nn.functional.pad(source, (pad,) * 4, mode="reflect")  # (N, C, H + 2p, W + 2p)
-    W_padded = W + 2 * pad
-    shifts = shifts.to(x.device)
-    # One gather for the whole batch: the flat index (row * W_padded + column) in the
-    # padded image of every pixel of every image's window.
-    rows = (pad + shifts[:, 0]).view(N, 1, 1) + torch.arange(H, device=x.device).view(1, H, 1)
-    cols = (pad + shifts[:, 1]).view(N, 1, 1) + torch.arange(W, device=x.device).view(1, 1, W)
-    index = (rows * W_padded + cols).view(N, 1, H * W).expand(-1, x.shape[1], -1)
-    out = padded.flatten(2).gather(2, index)  # (N, C, H * W)
-    return out.view(x.shape).to(x.dtype)
-
-
-def augment(
-    x: torch.Tensor, *, pad: int = 2, flip: bool = True, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Random flips and translations of x: (N, C, H, W) -> (N, C, H, W), labels aligned."""
-    pad = check_int("pad", pad, minimum=0)
-    _check_bool("flip", flip)
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"x must be a (N, C, H, W) tensor, got {_describe(x)}")
-    N = x.shape[0]
-    flips = random_flips(N, generator) if flip else None
-    shifts = random_shifts(N, pad, generator) if pad else None
-    return apply_augment(x, flips, shifts, pad)
 
 
 def lr_factor(step: int, total_steps: int, warmup: float) -> float:
@@ -264,12 +96,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def _describe(x: object) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
 # ----------------------------------------------------------------------------- data
 
 
@@ -302,60 +128,6 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
-# ----------------------------------------------------------------------------- distributed
-
-
-@dataclass(frozen=True)
-class Dist:
-    """Where this process sits in a (possibly one-process) run."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-    def all_sum(self, values: Sequence[float], device: torch.device) -> list[float]:
-        """Sum each number over all ranks (a no-op in a one-process run)."""
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-        if self.active:
-            dist.all_reduce(t)
-        return t.tolist()
-
-
-def current_dist() -> Dist:
-    """Rank and world size of the process group, or a one-process Dist if there is none."""
-    if dist.is_available() and dist.is_initialized():
-        return Dist(dist.get_rank(), dist.get_world_size())
-    return Dist()
-
-
-def shard(items: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
-    """Rank ``rank``'s share of ``items`` (first axis): items rank, rank + W, rank + 2W, ...
-
-    The same split as ``torch.utils.data.DistributedSampler`` makes of its permutation:
-    the shares of the W ranks are disjoint, equally long when W divides len(items), and
-    together hold every item.
-    """
-    world_size = check_int("world_size", world_size, minimum=1)
-    rank = check_int("rank", rank, minimum=0)
-    if rank >= world_size:
-        raise ValueError(f"rank must be < world_size = {world_size}, got {rank}")
-    return items[rank::world_size]
-
-
-def _average_buffers(module: nn.Module, ctx: Dist) -> None:
-    """Average floating-point buffers (BatchNorm statistics) over the ranks, so every
-    rank ends with the same model; each rank's BN saw only its own images."""
-    if not ctx.active:
-        return
-    for buf in module.buffers():
-        if buf.dtype.is_floating_point:
-            dist.all_reduce(buf)
-            buf.div_(ctx.world_size)
-
-
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -381,7 +153,7 @@ def predict_logits(
     if not isinstance(X, torch.Tensor) or X.ndim != 4:
         raise ValueError(f"X must be a (N, C, H, W) tensor, got {_describe(X)}")
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    _check_bool("tta", tta)
+    check_bool("tta", tta)
     dev = next(model.parameters()).device
     outputs = []
     with eval_mode(model):
@@ -551,7 +323,7 @@ def train_fast(
     recipe = Recipe() if recipe is None else recipe
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
-    _check_bool("progress", progress)
+    check_bool("progress", progress)
     X, y = _check_data("train_data", train_data)
     if test_data is not None:
         X_test, y_test = _check_data("test_data", test_data)
@@ -572,7 +344,7 @@ def train_fast(
             f"batch_size must be at most the number of training images ({X.shape[0]}), "
             f"got {recipe.batch_size}"
         )
-    dev = _default_device(device, ctx)
+    dev = rank_device(device, ctx)
     amp, channels_last = _resolve_flags(recipe, dev)
 
     model.to(dev)
@@ -685,9 +457,9 @@ def train_fast(
             break
     bar.close()
 
-    _average_buffers(model, ctx)
+    average_buffers(model, ctx)
     if ema is not None:
-        _average_buffers(ema.module, ctx)
+        average_buffers(ema.module, ctx)
         result.ema_model = ema.module
     last_row = result.epochs[-1]
     result.test_acc = last_row["test_acc"] if "test_acc" in last_row else final_accuracy()
@@ -700,153 +472,7 @@ def train_fast(
     return result
 
 
-def _default_device(device: object, ctx: Dist) -> torch.device:
-    if device is not None:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA device")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", ctx.rank)))
-    return torch.device("cpu")
+if __name__ == "__main__":  # ``python -m cnnbook.fast_train`` runs the command line too
+    from cnnbook.fast_train_cli import main
 
-
-# ----------------------------------------------------------------------------- command line
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m cnnbook.fast_train",
-        description="Train the CIFAR-10 ResNet with the fast recipe (also under torchrun).",
-    )
-    defaults = Recipe()
-    data = p.add_argument_group("data and model")
-    data.add_argument("--train-limit", type=int, default=None, help="seeded subset (default all)")
-    data.add_argument("--test-limit", type=int, default=None, help="seeded subset (default all)")
-    data.add_argument("--data-seed", type=int, default=0, help="seed of the subsets")
-    data.add_argument("--width", type=int, default=16, help="ResNet width (64 = ResNet-9)")
-    data.add_argument("--blocks", type=str, default="1,0,1", help="residual blocks per stage")
-    data.add_argument("--device", type=str, default=None, help="default: CUDA if present")
-    r = p.add_argument_group("recipe")
-    for name in ("epochs", "batch_size", "pad", "eval_every", "seed"):
-        r.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup"):
-        r.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    r.add_argument("--ema-decay", type=float, default=defaults.ema_decay, help="0: no EMA")
-    r.add_argument("--target-acc", type=float, default=None)
-    r.add_argument("--no-flip", dest="flip", action="store_false")
-    r.add_argument("--no-tta", dest="tta", action="store_false")
-    r.add_argument("--amp", choices=("auto", "on", "off"), default="auto")
-    r.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
-    r.add_argument("--compile", action="store_true", help="torch.compile the model")
-    out = p.add_argument_group("output")
-    out.add_argument("--json", type=Path, default=None, help="write the results here (rank 0)")
-    out.add_argument("--checkpoint", type=Path, default=None, help="save the final model here")
-    out.add_argument(
-        "--rank-states", type=Path, default=None, help="every rank saves rank<r>.pt here (tests)"
-    )
-    out.add_argument("--no-progress", dest="progress", action="store_false")
-    return p.parse_args(argv)
-
-
-def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """A Recipe from parsed command-line arguments (bad values raise ValueError/TypeError)."""
-    tri = {"auto": None, "on": True, "off": False}
-    return Recipe(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        warmup=args.warmup,
-        pad=args.pad,
-        flip=args.flip,
-        ema_decay=args.ema_decay if args.ema_decay else None,
-        tta=args.tta,
-        amp=tri[args.amp],
-        channels_last=tri[args.channels_last],
-        compile=args.compile,
-        eval_every=args.eval_every,
-        target_acc=args.target_acc,
-        seed=args.seed,
-    )
-
-
-def init_distributed() -> Dist:
-    """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR, ... in
-    the environment): NCCL on CUDA, gloo on CPU. Without torchrun: a one-process Dist."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return Dist()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend)  # reads the env:// variables torchrun sets
-    return current_dist()
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Load CIFAR-10, train, print and save the results; returns the summary (rank 0)."""
-    from cnnbook.data import as_tensors, cifar10
-    from cnnbook.models.cifar_resnet import cifar_resnet
-
-    args = parse_args(argv)
-    recipe = recipe_from_args(args)
-    blocks = tuple(int(b) for b in args.blocks.split(","))
-    ctx = init_distributed()
-    try:
-        train = as_tensors(cifar10(train=True), limit=args.train_limit, seed=args.data_seed)
-        test = as_tensors(cifar10(train=False), limit=args.test_limit, seed=args.data_seed)
-        torch.manual_seed(recipe.seed)  # the same initial weights on every rank
-        model = cifar_resnet(args.width, blocks)
-        result = train_fast(
-            model,
-            train,
-            test,
-            recipe,
-            device=args.device,
-            progress=args.progress,
-            on_epoch=None if args.progress else _print_row,
-        )
-        summary = result.summary() | {"recipe": asdict(recipe), "width": args.width}
-        if args.rank_states is not None:
-            args.rank_states.mkdir(parents=True, exist_ok=True)
-            state = {k: v.cpu() for k, v in result.final_model.state_dict().items()}
-            torch.save(state, args.rank_states / f"rank{ctx.rank}.pt")
-        if ctx.rank == 0:
-            _report(result, summary, args)
-        return summary
-    finally:
-        if ctx.active:
-            dist.destroy_process_group()
-
-
-def _print_row(row: dict) -> None:
-    text = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
-    print(text, flush=True)
-
-
-def _report(result: FastResult, summary: dict, args: argparse.Namespace) -> None:
-    print(
-        f"test accuracy {result.test_acc:.4f} | {result.images_per_second:,.0f} images/s | "
-        f"{result.train_seconds:.1f} s training | {result.world_size} process(es) on "
-        f"{result.device} | amp {result.amp} | channels_last {result.channels_last}",
-        flush=True,
-    )
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=1, default=_jsonable))
-    if args.checkpoint is not None:
-        from cnnbook.train import save_checkpoint
-
-        save_checkpoint(args.checkpoint, result.final_model, result.to_history())
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-if __name__ == "__main__":
     main()

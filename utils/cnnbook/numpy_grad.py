@@ -28,10 +28,10 @@ from typing import NamedTuple
 import numpy as np
 
 from cnnbook._checks import check_array, check_int, check_pair
+from cnnbook.arith import _conv_length
 from cnnbook.numpy_ops import (
     _check_conv,
     _check_pool,
-    _fit,
     _float_dtype,
     _windows,
     conv2d_im2col,
@@ -175,8 +175,8 @@ def col2im(
     stride = check_pair("stride", stride, minimum=1)
     padding = check_pair("padding", padding, minimum=0)
     dilation = check_pair("dilation", dilation, minimum=1)
-    H_out = _fit(H, kernel[0], stride[0], padding[0], dilation[0], "kernel_size")
-    W_out = _fit(W, kernel[1], stride[1], padding[1], dilation[1], "kernel_size")
+    H_out = _conv_length(H, kernel[0], stride[0], padding[0], dilation[0], "kernel_size")
+    W_out = _conv_length(W, kernel[1], stride[1], padding[1], dilation[1], "kernel_size")
     expected = (N, C * kernel[0] * kernel[1], H_out * W_out)
     if cols.shape != expected:
         raise ValueError(

@@ -13,7 +13,9 @@ which is what deep-learning libraries call "convolution". ``convolve2d`` and
 the kernel first.
 
 Shapes follow the book: ``x: (N, C_in, H, W)``, ``weight: (C_out, C_in // groups, k_h, k_w)``,
-output ``(N, C_out, H_out, W_out)`` with ``H_out = output_size(H, k_h, stride, padding, dilation)``.
+output ``(N, C_out, H_out, W_out)`` with
+``H_out = conv_output_size(H, k_h, stride, padding, dilation)`` from ``cnnbook.arith``, the
+one place for the book's output-size formula.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnbook._checks import check_array, check_choice, check_int, check_pair
 from cnnbook.arith import _conv_length
-from cnnbook.arith import conv_output_size as output_size
 
 __all__ = [
     "avg_pool2d",
@@ -36,19 +37,10 @@ __all__ = [
     "correlate2d",
     "im2col",
     "max_pool2d",
-    "output_size",
     "pad2d",
 ]
 
 IntOrPair = int | tuple[int, int]
-
-
-# ----------------------------------------------------------------------------- arithmetic
-
-# The output-size formula lives in cnnbook.arith (one place for the book's arithmetic);
-# ``output_size`` is its ``conv_output_size``, and ``_fit`` the unchecked core that names
-# the offending argument.
-_fit = _conv_length
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -138,8 +130,8 @@ def _check_conv(x, weight, bias, stride, padding, dilation, groups) -> _ConvArgs
 
     (H, W), (k_h, k_w) = x.shape[2:], weight.shape[2:]
     out_hw = (
-        _fit(H, k_h, stride[0], padding[0], dilation[0], "weight"),
-        _fit(W, k_w, stride[1], padding[1], dilation[1], "weight"),
+        _conv_length(H, k_h, stride[0], padding[0], dilation[0], "weight"),
+        _conv_length(W, k_w, stride[1], padding[1], dilation[1], "weight"),
     )
     dtype = _float_dtype(*arrays)
     return _ConvArgs(
@@ -220,8 +212,8 @@ def im2col(
     padding = check_pair("padding", padding, minimum=0)
     dilation = check_pair("dilation", dilation, minimum=1)
     N, C, H, W = x.shape
-    H_out = _fit(H, kernel[0], stride[0], padding[0], dilation[0], "kernel_size")
-    W_out = _fit(W, kernel[1], stride[1], padding[1], dilation[1], "kernel_size")
+    H_out = _conv_length(H, kernel[0], stride[0], padding[0], dilation[0], "kernel_size")
+    W_out = _conv_length(W, kernel[1], stride[1], padding[1], dilation[1], "kernel_size")
     windows = _windows(pad2d(x, padding), kernel, stride, dilation)
     return windows.reshape(N, C * kernel[0] * kernel[1], H_out * W_out)
 
@@ -305,7 +297,7 @@ def _check_pool(x, kernel_size, stride, padding):
                 f"(padding <= kernel_size / 2 in each axis)"
             )
     for size, k, s, p in zip(x.shape[2:], kernel, stride, padding, strict=True):
-        _fit(size, k, s, p, 1, "kernel_size")  # raises if a window does not fit
+        _conv_length(size, k, s, p, 1, "kernel_size")  # raises if a window does not fit
     return x.astype(_float_dtype(x), copy=False), kernel, stride, padding
 
 
