@@ -34,9 +34,7 @@ from cnnbook.train import load_checkpoint, save_checkpoint
 SOME = settings(max_examples=25, deadline=None, database=None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Small tensors: a second thread only costs time on a busy 2-core machine."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
