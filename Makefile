@@ -12,19 +12,20 @@ BOOK_HTML := _build/html
 TEX_PACKAGES := texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf \
 	fonts-dejavu-core poppler-utils
 
-.PHONY: help install book pdf tex test test-pdf lab sync assignments grade bench gpu-check clean
+.PHONY: help install book pdf tex lint test test-pdf lab sync assignments grade bench gpu-check clean
 
 help:
 	@echo "make book   build the HTML book into $(BOOK_HTML) (notebooks not in _build/.jupyter_cache are executed)"
 	@echo "make pdf    build the PDF book into _build/latex/cnnbook.pdf (installs TeX Live if missing)"
-	@echo "make test   run the whole test suite (unit, property, notebooks, book build, browser)"
+	@echo "make lint   ruff check and ruff format --check (code, tests, tools and notebooks)"
+	@echo "make test   lint, then the whole test suite (unit, property, notebooks, book build, browser)"
 	@echo "make test-pdf  build the PDF and check it (pages, fonts, figures, title page)"
 	@echo "make lab    open the chapters in JupyterLab"
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
 	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  grade submissions (grades.csv, answers.md)"
 	@echo "make sync   write the repository URL (_config.yml) and version (pyproject.toml) into every notebook's install cell,"
 	@echo "            nbgrader cell metadata from the exercise markers, and the teacher's guide's exercise table"
-	@echo "make bench  print the benchmark tables"
+	@echo "make bench  run every benchmark that runs on this machine and print its table"
 	@echo "make gpu-check  the full profile on a CUDA machine, <= 10 min (README: GPU check)"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
 
@@ -42,8 +43,12 @@ $(VENDOR): package.json package-lock.json tools/vendor.py $(wildcard tools/stati
 	$(PY) tools/vendor.py
 	touch $@
 
+# The same strict build as tests/conftest.py's built_book (tests/test_tooling.py keeps them
+# equal): a warning (broken reference, failed cell, missing file) fails the build.
+BOOK_FLAGS := --builder html -W --keep-going
+
 book: install
-	$(VENV)/bin/jupyter-book build . --builder html
+	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	@echo
 	@echo "The book is ready: open $(abspath $(BOOK_HTML))/index.html"
 	@echo "(or serve it: $(PY) -m http.server --bind 127.0.0.1 --directory $(BOOK_HTML) 8000)"
@@ -65,7 +70,12 @@ tex:
 pdf: install tex
 	$(PY) tools/build_pdf.py
 
-test: install
+# Settings in pyproject.toml ([tool.ruff]); the version range in requirements.txt.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install lint
 	$(PY) -m pytest
 
 # The PDF tests are left out of `make test` (see README, Tests): they add TeX Live and
@@ -88,9 +98,19 @@ assignments: install
 grade: install
 	$(PY) tools/grade_assignments.py $(SUBMISSIONS) --csv grades.csv --answers answers.md $(GRADE_FLAGS)
 
+# Every benchmark in benchmarks/ (tests/test_tooling.py checks none is left out). The GPU
+# check needs CUDA and its full profile; on a machine without it, it says so and is skipped.
 bench: install
 	$(PY) benchmarks/conv_speed.py
 	$(PY) benchmarks/notebook_times.py
+	$(PY) benchmarks/grading_time.py
+	$(PY) benchmarks/resnet_throughput.py
+	$(PY) benchmarks/time_to_accuracy.py
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	    PYTHONPATH=utils $(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS); \
+	else \
+	    echo "benchmarks/gpu_check.py skipped: no CUDA device (make gpu-check on a GPU machine)"; \
+	fi
 
 # No venv and no installs: a device machine brings its own torch (README, "GPU check").
 PYTHON3 ?= python3

@@ -13,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_HTML = ROOT / "_build" / "html"
 BUILD_LOG = ROOT / "_build" / "book-build.log"
+# -W: a warning (broken reference, failed cell, missing file) fails the build. `make book`
+# uses the same flags (tests/test_tooling.py).
+BOOK_BUILD_FLAGS = ["--builder", "html", "-W", "--keep-going"]
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +28,7 @@ def built_book() -> Path:
     """Build the HTML book once per test session and return it.
 
     Notebooks that nbval already ran in this session come from the jupyter-cache that
-    ../conftest.py fills; any other notebook is executed by the build.
+    tools/nbval_cache.py fills; any other notebook is executed by the build.
 
     Set ``CNNBOOK_REUSE_BOOK=1`` to reuse an existing ``_build/html`` while iterating on
     tests locally; CI never sets it.
@@ -37,8 +40,7 @@ def built_book() -> Path:
         pytest.fail(f"{vendored} is missing: run `npm ci && python tools/vendor.py` (make install)")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     BUILD_LOG.parent.mkdir(exist_ok=True)
-    # -W: a warning (broken reference, failed cell, missing file) fails the build.
-    cmd = [str(jupyter_book), "build", str(ROOT), "--builder", "html", "-W", "--keep-going"]
+    cmd = [str(jupyter_book), "build", str(ROOT), *BOOK_BUILD_FLAGS]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     BUILD_LOG.write_text(result.stdout + "\n" + result.stderr)
     if result.returncode != 0:

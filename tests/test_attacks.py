@@ -27,10 +27,7 @@ from cnnbook.attacks import (
 )
 from cnnbook.train import History, fit
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Tiny models: a second thread only costs time on a busy 2-core machine."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_cnn(seed: int = 0) -> nn.Sequential:

@@ -20,9 +20,7 @@ from cnnbook.models.cifar_resnet import CifarResNet, cifar_resnet, resnet9
 from cnnbook.train import load_checkpoint, save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Small tensors: a second thread only costs time on a busy 2-core machine."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

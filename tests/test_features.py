@@ -23,10 +23,7 @@ from cnnbook.features import (
     maximize_activation,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Tiny models: a second thread only costs time on a busy 2-core machine."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_net(seed: int = 0) -> nn.Sequential:

@@ -34,9 +34,11 @@ FEW = settings(max_examples=15, deadline=None, database=None)
 TV = torchvision.models
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
 @pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Small tensors everywhere: one thread is faster on a shared 2-core machine."""
+def _seeded():
     torch.manual_seed(0)
 
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 import torch
 import torch.nn.functional as F
-from array_cases import as_arg, fitting_size, max_err, pairs
+from array_cases import conv_cases, max_err, pairs, pool_cases, unfold_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,28 +26,6 @@ from cnnbook.numpy_ops import (
 TOL = 1e-9  # float64 against float64: only summation order differs
 
 
-@st.composite
-def conv_cases(draw, max_batch=3, max_size=12, max_kernel=4, max_dilation=3):
-    """A valid random convolution: arrays x, weight, bias (or None) and keyword arguments."""
-    groups = draw(st.integers(1, 3))
-    c_in = groups * draw(st.integers(1, 3))
-    c_out = groups * draw(st.integers(1, 3))
-    k = draw(pairs(1, max_kernel))
-    stride, padding = draw(pairs(1, 3)), draw(pairs(0, 2))
-    dilation = draw(pairs(1, max_dilation))
-    H = fitting_size(draw, k[0], padding[0], dilation[0], max_size)
-    W = fitting_size(draw, k[1], padding[1], dilation[1], max_size)
-    N = draw(st.integers(1, max_batch))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x = rng.standard_normal((N, c_in, H, W))
-    weight = rng.standard_normal((c_out, c_in // groups, *k))
-    bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
-    kwargs = dict(
-        stride=as_arg(stride), padding=as_arg(padding), dilation=as_arg(dilation), groups=groups
-    )
-    return x, weight, bias, kwargs
-
-
 def torch_conv(x, weight, bias, kwargs) -> torch.Tensor:
     b = None if bias is None else torch.from_numpy(bias)
     return F.conv2d(torch.from_numpy(x), torch.from_numpy(weight), b, **kwargs)
@@ -59,7 +37,7 @@ def torch_conv(x, weight, bias, kwargs) -> torch.Tensor:
 @settings(max_examples=200, deadline=None, database=None)
 @given(conv_cases())
 def test_conv2d_im2col_matches_torch(case):
-    x, weight, bias, kwargs = case
+    x, weight, bias, kwargs, _ = case
     out = conv2d_im2col(x, weight, bias, **kwargs)
     assert out.dtype == np.float64
     assert out.flags.c_contiguous
@@ -69,7 +47,7 @@ def test_conv2d_im2col_matches_torch(case):
 @settings(max_examples=200, deadline=None, database=None)
 @given(conv_cases(max_batch=2, max_size=7, max_kernel=3, max_dilation=2))
 def test_conv2d_loops_matches_torch(case):
-    x, weight, bias, kwargs = case
+    x, weight, bias, kwargs, _ = case
     out = conv2d_loops(x, weight, bias, **kwargs)
     assert out.dtype == np.float64
     assert max_err(out, torch_conv(x, weight, bias, kwargs)) <= TOL
@@ -99,49 +77,20 @@ def test_integer_inputs_give_float64():
 # ----------------------------------------------------------------------------- im2col
 
 
-@st.composite
-def unfold_cases(draw):
-    k, stride = draw(pairs(1, 4)), draw(pairs(1, 3))
-    padding, dilation = draw(pairs(0, 2)), draw(pairs(1, 3))
-    H = fitting_size(draw, k[0], padding[0], dilation[0], 12)
-    W = fitting_size(draw, k[1], padding[1], dilation[1], 12)
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), H, W)
-    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
-    kwargs = dict(
-        kernel_size=as_arg(k),
-        stride=as_arg(stride),
-        padding=as_arg(padding),
-        dilation=as_arg(dilation),
-    )
-    return x, kwargs
-
-
 @settings(max_examples=200, deadline=None, database=None)
 @given(unfold_cases())
 def test_im2col_matches_unfold(case):
-    x, kwargs = case
+    x, kwargs, _ = case
     assert max_err(im2col(x, **kwargs), F.unfold(torch.from_numpy(x), **kwargs)) == 0.0
 
 
 # ----------------------------------------------------------------------------- pooling
 
 
-@st.composite
-def pool_cases(draw):
-    k = draw(pairs(1, 4))
-    stride = draw(st.one_of(st.none(), pairs(1, 3).map(as_arg)))
-    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
-    H = fitting_size(draw, k[0], padding[0], 1, 12)
-    W = fitting_size(draw, k[1], padding[1], 1, 12)
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W)
-    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
-    return x, dict(kernel_size=as_arg(k), stride=stride, padding=as_arg(padding))
-
-
 @settings(max_examples=200, deadline=None, database=None)
 @given(pool_cases())
 def test_max_pool2d_matches_torch(case):
-    x, kwargs = case
+    x, kwargs, _ = case
     out = max_pool2d(x, **kwargs)
     assert out.dtype == np.float64
     assert max_err(out, F.max_pool2d(torch.from_numpy(x), **kwargs)) == 0.0
@@ -150,7 +99,7 @@ def test_max_pool2d_matches_torch(case):
 @settings(max_examples=200, deadline=None, database=None)
 @given(pool_cases(), st.booleans())
 def test_avg_pool2d_matches_torch(case, count_include_pad):
-    x, kwargs = case
+    x, kwargs, _ = case
     out = avg_pool2d(x, count_include_pad=count_include_pad, **kwargs)
     ref = F.avg_pool2d(torch.from_numpy(x), count_include_pad=count_include_pad, **kwargs)
     assert out.dtype == np.float64

@@ -28,9 +28,7 @@ from cnnbook.train import (
 matplotlib.use("Agg")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Tiny models: a second thread only costs time on a busy 2-core machine."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,7 @@ MIRROR = Path(os.environ.get("TORCH_HOME", "/nonexistent")) / "hub" / "checkpoin
 HAVE_MOBILENET = (MIRROR / "mobilenet_v2-b0353104.pth").is_file()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Tiny models: a second thread only costs time on a busy 2-core machine."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class TinyNet(nn.Module):

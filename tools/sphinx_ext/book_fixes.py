@@ -4,9 +4,13 @@
   ``app.add_js_file(None, body=...)`` after the HTML builder has already copied its
   registry, where the same script sits with filename ``''``. Sphinx then sees two
   different assets and writes both, and a page that declares ``const THEBE_JS_URL``
-  twice throws in the browser. Identical scripts are dropped from each page.
+  twice throws in the browser. Identical scripts are dropped from each page. Upstream:
+  no issue found in the sphinx-thebe or sphinx-togglebutton trackers (searched 2026-12);
+  drop this once a page of the built book declares THEBE_JS_URL once without it.
 - pydata-sphinx-theme reads the colour mode from a template variable that Jupyter Book
   leaves empty, which logs "invalid theme mode" on a first visit; it defaults to "auto".
+  Upstream: pydata/pydata-sphinx-theme#1635 (closed as fixed by #1683, yet the message
+  is still logged with the theme versions Jupyter Book 1 installs).
 """
 
 from __future__ import annotations
