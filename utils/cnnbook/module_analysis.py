@@ -255,9 +255,10 @@ def analyze_module(model: torch.nn.Module, input_shape: Sequence[int]) -> list[M
     any other operation that changes the spatial size (interpolation, for example).
 
     Note on ResNet-50: torchvision's model (v1.5) strides the 3x3 conv of each downsampling
-    bottleneck and reaches rf = 427 after layer4, the usual published value. The original
-    v1 design strides the first 1x1 conv instead; the 3x3 then sees twice the jump, and the
-    same recurrence gives 483.
+    bottleneck and reaches rf = 427 after layer4. The original v1 design strides the first
+    1x1 conv instead; the 3x3 then sees twice the jump, and the same recurrence gives 483,
+    the value google-research's receptive_field table lists for ResNet-50 (it analyses
+    TF-slim's v1 layout). Neither is "the" receptive field of ResNet-50: say which layout.
     """
     import torch
 
