@@ -14,6 +14,7 @@ import torch
 from cnnbook.train import History
 from cnnbook.viz import (
     OKABE_ITO,
+    TOL_MUTED,
     annotated_grid,
     draw_boxes,
     feature_maps,
@@ -246,3 +247,8 @@ def test_draw_boxes_rejects_bad_arguments():
         draw_boxes(ax, np.zeros((2, 4)), names={1: "a"})
     with pytest.raises(ValueError, match="scores"):
         draw_boxes(ax, np.zeros((2, 4)), np.array([1, 1]), scores=[0.5])
+
+
+def test_palettes_are_distinct_valid_colours():
+    for palette, n in ((OKABE_ITO, 7), (TOL_MUTED, 10)):
+        assert len(set(palette)) == n and all(matplotlib.colors.is_color_like(c) for c in palette)

@@ -28,6 +28,10 @@ from cnnbook.photos import photo_as_float, to_gray
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+# Ten classes (digits, Fashion-MNIST): Paul Tol's nine muted colours plus a dark grey.
+TOL_MUTED = tuple(
+    "#332288 #88CCEE #44AA99 #117733 #999933 #DDCC77 #CC6677 #882255 #AA4499 #555555".split()
+)
 
 
 def _axes(ax: object, figsize: tuple[float, float]) -> Axes:
