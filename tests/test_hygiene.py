@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import importlib.util
 import json
@@ -210,3 +211,68 @@ def test_chapter_has_four_exercises_of_three_kinds_with_difficulty(path: Path):
     assert len(found) >= 4, f"{path.name}: {len(found)} exercises, at least 4 expected"
     kinds = {ex.kind for ex in found}
     assert len(kinds) >= 3, f"{path.name}: exercises of {sorted(kinds)} only, 3 kinds expected"
+
+
+# A code cell holds one idea (STYLE.md asks for about 15 lines); 25 is the hard limit.
+MAX_CELL_LINES = 25
+TEACHING_NOTEBOOKS = NOTEBOOKS + sorted((ROOT / "chapters" / "projects").glob("*.ipynb"))
+
+
+def _counted_lines(source: str) -> int:
+    """Non-blank lines of a code cell, not counting the lines of its import statements.
+
+    So a cell of imports only counts 0, and a setup cell counts only its other code.
+    IPython lines (%magic, !shell) are parsed as `pass` so that the rest can be read.
+    """
+    lines = source.splitlines()
+    python = "\n".join("pass" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+    imports = set()
+    for node in ast.parse(python).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.update(range(node.lineno, node.end_lineno + 1))
+    return sum(1 for n, line in enumerate(lines, 1) if line.strip() and n not in imports)
+
+
+def _is_check_cell(cell) -> bool:
+    """A graded check cell of tools/EXERCISES.md: nbgrader's `grade: true` (written by
+    `make sync`) or hidden tests between `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS`."""
+    return bool(cell.metadata.get("nbgrader", {}).get("grade")) or (
+        "### BEGIN HIDDEN TESTS" in cell.source
+    )
+
+
+def _long_cells(nb) -> list[tuple[int, int]]:
+    """(cell index, counted lines) of every code cell over MAX_CELL_LINES, check cells exempt."""
+    return [
+        (i, n)
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and not _is_check_cell(cell)
+        for n in [_counted_lines(cell.source)]
+        if n > MAX_CELL_LINES
+    ]
+
+
+@pytest.mark.parametrize("path", TEACHING_NOTEBOOKS, ids=lambda p: p.name)
+def test_code_cells_are_at_most_25_lines(path: Path):
+    """Split a longer cell at a natural seam with a sentence between, or move repeated code
+    into the library (plots: cnnbook.viz); import lines and graded check cells do not count."""
+    long = _long_cells(nbformat.read(path, as_version=4))
+    assert not long, f"{path.relative_to(ROOT)}: " + "; ".join(
+        f"cell {i} has {n} non-blank lines (at most {MAX_CELL_LINES})" for i, n in long
+    )
+
+
+def test_the_cell_length_rule_counts_what_it_says():
+    cell = nbformat.v4.new_code_cell
+    imports = "import numpy as np\nfrom torch import (\n    nn,\n    optim,\n)\n"
+    assert _counted_lines(imports) == 0, "import lines do not count"
+    assert _counted_lines("%matplotlib inline\n\nx = 1\n\n\ny = 2\n") == 3, "blank lines do not"
+    nb = nbformat.v4.new_notebook()
+    body = "\n".join(f"x{i} = {i}" for i in range(26))
+    markdown = nbformat.v4.new_markdown_cell(body)
+    nb.cells = [cell(imports * 10), cell(body[: body.rindex("\n")]), markdown]
+    assert _long_cells(nb) == [], "25 lines of code pass, and markdown is not code"
+    nb.cells += [cell(body), cell(body + "\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS")]
+    graded = cell(body, metadata={"nbgrader": {"grade": True, "solution": False}})
+    nb.cells.append(graded)
+    assert _long_cells(nb) == [(3, 26)], "26 lines fail; graded check cells are exempt"

@@ -1,4 +1,4 @@
-"""cnnbook.interpret: attribution maps against Captum and autograd, photos, overlays, bad input."""
+"""cnnbook.interpret: attribution maps against Captum and autograd, photos, bad input."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from cnnbook.interpret import (
     integrated_gradients,
     normalize_map,
     occlusion,
-    overlay,
     preprocess,
     resolve_layer,
     saliency,
@@ -256,22 +255,6 @@ def test_top_k():
     assert top_k(wide, x, k=1)[0].name == imagenet_categories()[top_k(wide, x, k=1)[0].index]
 
 
-# --------------------------------------------------------------------------- overlay
-
-
-def test_overlay_draws_map_and_colorbar():
-    photo = np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8)
-    ax = overlay(photo, np.linspace(0, 1, 120).reshape(10, 12), title="map")
-    assert ax.get_title() == "map"
-    assert len(ax.images) == 2 and len(ax.figure.axes) == 2, "photo, map and a colorbar"
-    assert ax.images[1].get_cmap().name == "inferno"
-    signed = overlay(photo, np.linspace(-0.5, 0.25, 120).reshape(10, 12), colorbar=False)
-    assert signed.images[1].get_cmap().name == "RdBu_r"
-    assert signed.images[1].get_clim() == (-0.5, 0.5), "signed maps are centred on zero"
-    _, ax2 = plt.subplots()
-    assert overlay(photo[:, :, 0], np.zeros((10, 12)), ax=ax2, alpha=0.3) is ax2
-
-
 # --------------------------------------------------------------------------- bad arguments
 
 
@@ -348,20 +331,10 @@ def test_photos_reject_bad_images(image, error):
         square_photo(image)
     with pytest.raises(error, match="image"):
         preprocess(image)
-    with pytest.raises(error, match="photo"):
-        overlay(image, np.zeros((8, 8)))
 
 
-def test_overlay_rejects_bad_heatmaps():
+def test_square_photo_rejects_bad_sizes():
     photo = np.zeros((8, 8, 3))
-    with pytest.raises(ValueError, match="heatmap"):
-        overlay(photo, np.zeros((4, 4)))
-    with pytest.raises(ValueError, match="heatmap"):
-        overlay(photo, np.full((8, 8), np.nan))
-    with pytest.raises(ValueError, match="alpha"):
-        overlay(photo, np.zeros((8, 8)), alpha=2)
-    with pytest.raises(TypeError, match="ax"):
-        overlay(photo, np.zeros((8, 8)), ax="left")
     with pytest.raises(TypeError, match="size"):
         square_photo(photo, size=2.5)
 

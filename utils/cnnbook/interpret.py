@@ -2,7 +2,7 @@
 
 Every attribution function takes a model, an input ``x: (1, C, H, W)`` float tensor (one
 image, already normalised, e.g. by :func:`preprocess`) and a target class, and returns a
-NumPy array ``(H, W)`` at the input's resolution, ready for :func:`overlay`:
+NumPy array ``(H, W)`` at the input's resolution, ready for :func:`cnnbook.viz.overlay`:
 
 =====================  ========================================  =====================
 function               what it measures                          normalised range
@@ -35,7 +35,6 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,7 +47,6 @@ from captum.attr import (
     Occlusion,
     Saliency,
 )
-from matplotlib.axes import Axes
 from torch import nn
 
 from cnnbook._checks import check_array, check_int
@@ -490,55 +488,3 @@ def top_k(model: nn.Module, x: torch.Tensor, k: int = 5) -> list[Prediction]:
         Prediction(int(i), names[i] if names else f"class {int(i)}", float(p))
         for p, i in zip(values, indices, strict=True)
     ]
-
-
-# --------------------------------------------------------------------------- drawing
-
-
-def overlay(
-    photo: np.ndarray,
-    heatmap: np.ndarray,
-    ax: Axes | None = None,
-    *,
-    alpha: float = 0.5,
-    cmap: str | None = None,
-    title: str | None = None,
-    colorbar: bool = True,
-    gray_photo: bool = True,
-) -> Axes:
-    """Draw heatmap: (H, W) over photo: (H, W) or (H, W, 3) (uint8 or floats in [0, 1]).
-
-    The photo is drawn in grey by default so the map's colours read unambiguously. The
-    colormap is colour-blind safe: "inferno" for maps >= 0, "RdBu_r" centred on zero with
-    symmetric limits for signed maps (unless ``cmap`` is given). alpha: opacity of the map.
-    Returns the Axes (a new figure when ax is None).
-    """
-    image = _photo("photo", photo)
-    heat = check_array("heatmap", heatmap, ndim=2).astype(np.float32)
-    if heat.shape != image.shape[:2]:
-        raise ValueError(
-            f"heatmap has shape {heat.shape} but photo is {image.shape[:2]}: draw on the "
-            "photo the model saw (e.g. square_photo(image))"
-        )
-    if not np.all(np.isfinite(heat)):
-        raise ValueError("heatmap must hold finite values")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4))
-    elif not isinstance(ax, Axes):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    if gray_photo and image.ndim == 3:
-        image = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # luma
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
-    top = float(np.abs(heat).max()) or 1.0
-    if heat.min() < 0:
-        shown = ax.imshow(heat, cmap=cmap or "RdBu_r", alpha=alpha, vmin=-top, vmax=top)
-    else:
-        shown = ax.imshow(heat, cmap=cmap or "inferno", alpha=alpha, vmin=0, vmax=top)
-    if colorbar:
-        ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="attribution")
-    ax.set_axis_off()
-    if title is not None:
-        ax.set_title(title)
-    return ax
