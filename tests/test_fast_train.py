@@ -29,7 +29,7 @@ from cnnbook.fast_train import (
     train_fast,
 )
 from cnnbook.models.cifar_resnet import CifarResNet, cifar_resnet, resnet9
-from cnnbook.train import load_checkpoint, save_checkpoint
+from cnnbook.checkpoints import load_checkpoint, save_checkpoint
 
 SOME = settings(max_examples=25, deadline=None, database=None)
 

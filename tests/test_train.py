@@ -15,15 +15,9 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from cnnbook.data import load_digits
 from cnnbook.metrics import accuracy
-from cnnbook.train import (
-    CheckpointCorruptError,
-    History,
-    evaluate,
-    fit,
-    load_checkpoint,
-    predict,
-    save_checkpoint,
-)
+from cnnbook.checkpoints import CheckpointCorruptError, load_checkpoint, save_checkpoint
+from cnnbook.history import History
+from cnnbook.train import evaluate, fit, predict
 
 matplotlib.use("Agg")
 
@@ -132,7 +126,7 @@ def test_a_bad_dataset_label_is_caught_even_with_soft_batches(digits):
         return torch.stack(xs), nn.functional.one_hot(torch.stack(ys).clamp(max=9), 10).float()
 
     loader = DataLoader(TensorDataset(X, y), batch_size=16, collate_fn=one_hot_collate)
-    with pytest.raises(ValueError, match="label 12"):
+    with pytest.raises(ValueError, match=r"max 12\)"):
         fit(small_cnn(), loader, epochs=1, **QUIET)
 
 
@@ -361,16 +355,16 @@ BAD_CALLS = [
     ("wrong input shape", lambda X, y: fit(model(), (X.repeat(1, 3, 1, 1), y), epochs=1, **QUIET),
      ValueError, r"shape \(64, 3, 8, 8\).*first layer is 0: Conv2d\(1, 16"),
     ("label too large", lambda X, y: fit(model(num_classes=5), (X, y), epochs=1, **QUIET),
-     ValueError, r"train_data has label 9, but the model has 5 outputs"),
+     ValueError, r"train_data holds labels outside 0\.\.4 \(min 0, max 9\).*the model has 5 outputs"),
     ("negative label", lambda X, y: fit(model(), (X, y - 1), epochs=1, **QUIET),
-     ValueError, r"label -1"),
+     ValueError, r"\(min -1,"),
     ("label too large, DataLoader",
      lambda X, y: fit(model(num_classes=5), DataLoader(TensorDataset(X, y), batch_size=8),
                  epochs=1, **QUIET),
-     ValueError, r"train_data has label 9, but the model has 5 outputs"),
+     ValueError, r"train_data holds labels outside 0\.\.4 \(min 0, max 9\).*the model has 5 outputs"),
     ("label too large in val_data",
      lambda X, y: fit(model(num_classes=5), (X, y.clamp(max=4)), (X, y), epochs=1, **QUIET),
-     ValueError, r"val_data has label 9"),
+     ValueError, r"val_data holds labels outside 0\.\.4 \(min 0, max 9\)"),
     ("empty tuple", lambda X, y: fit(model(), (X[:0], y[:0]), epochs=1, **QUIET),
      ValueError, "train_data is empty"),
     ("empty dataset", lambda X, y: fit(model(), TensorDataset(X[:0], y[:0]), epochs=1, **QUIET),
@@ -411,7 +405,7 @@ def test_bad_labels_change_no_weight(digits, kind):
         X, y = data
         order = torch.argsort(y, stable=True)
         data = DataLoader(Subset(TensorDataset(X, y), order.tolist()), batch_size=8)
-    with pytest.raises(ValueError, match="train_data has label 9"):
+    with pytest.raises(ValueError, match=r"train_data holds labels outside 0\.\.4"):
         fit(model, data, epochs=1, **QUIET)
     assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
 
