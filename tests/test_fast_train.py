@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from cnnbook import fast_train
+from cnnbook.checkpoints import load_checkpoint, save_checkpoint
 from cnnbook.fast_train import (
     EMA,
     Recipe,
@@ -29,7 +30,6 @@ from cnnbook.fast_train import (
     train_fast,
 )
 from cnnbook.models.cifar_resnet import CifarResNet, cifar_resnet, resnet9
-from cnnbook.checkpoints import load_checkpoint, save_checkpoint
 
 SOME = settings(max_examples=25, deadline=None, database=None)
 

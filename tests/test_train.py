@@ -13,10 +13,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from cnnbook.data import load_digits
-from cnnbook.metrics import accuracy
 from cnnbook.checkpoints import CheckpointCorruptError, load_checkpoint, save_checkpoint
+from cnnbook.data import load_digits
 from cnnbook.history import History
+from cnnbook.metrics import accuracy
 from cnnbook.train import evaluate, fit, predict
 
 matplotlib.use("Agg")
@@ -355,13 +355,13 @@ BAD_CALLS = [
     ("wrong input shape", lambda X, y: fit(model(), (X.repeat(1, 3, 1, 1), y), epochs=1, **QUIET),
      ValueError, r"shape \(64, 3, 8, 8\).*first layer is 0: Conv2d\(1, 16"),
     ("label too large", lambda X, y: fit(model(num_classes=5), (X, y), epochs=1, **QUIET),
-     ValueError, r"train_data holds labels outside 0\.\.4 \(min 0, max 9\).*the model has 5 outputs"),
+     ValueError, r"train_data holds labels outside 0\.\.4.*the model has 5 outputs"),
     ("negative label", lambda X, y: fit(model(), (X, y - 1), epochs=1, **QUIET),
      ValueError, r"\(min -1,"),
     ("label too large, DataLoader",
      lambda X, y: fit(model(num_classes=5), DataLoader(TensorDataset(X, y), batch_size=8),
                  epochs=1, **QUIET),
-     ValueError, r"train_data holds labels outside 0\.\.4 \(min 0, max 9\).*the model has 5 outputs"),
+     ValueError, r"train_data holds labels outside 0\.\.4.*the model has 5 outputs"),
     ("label too large in val_data",
      lambda X, y: fit(model(num_classes=5), (X, y.clamp(max=4)), (X, y), epochs=1, **QUIET),
      ValueError, r"val_data holds labels outside 0\.\.4 \(min 0, max 9\)"),

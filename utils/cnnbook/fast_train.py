@@ -42,8 +42,8 @@ from torch import nn
 
 from cnnbook._checks import check_int
 from cnnbook._torch_checks import eval_mode
-from cnnbook.runtime import max_steps, warn_steps_capped
 from cnnbook.history import History
+from cnnbook.runtime import max_steps, warn_steps_capped
 
 # ----------------------------------------------------------------------------- recipe
 
