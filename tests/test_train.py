@@ -144,6 +144,27 @@ def test_same_seed_gives_identical_histories(digits):
     assert history_without_times(h1) != history_without_times(h3), "the seed should matter"
 
 
+def test_batch_transform_sees_every_step_and_its_output_is_trained_on(digits):
+    X, y = train_pair(digits, 64)
+    plain = fit(small_cnn(), (X, y), epochs=2, batch_size=16, **QUIET)
+    steps = []
+
+    def identity(x, t, step):
+        steps.append((step, x.shape[0], t.shape[0]))
+        return x
+
+    same = fit(small_cnn(), (X, y), epochs=2, batch_size=16, batch_transform=identity, **QUIET)
+    assert steps == [(i, 16, 16) for i in range(8)], "one call per step, numbered from 0"
+    assert history_without_times(same) == history_without_times(plain)
+    def zeros(x, t, step):
+        return torch.zeros_like(x)
+
+    blank = fit(small_cnn(), (X, y), epochs=2, batch_size=16, batch_transform=zeros, **QUIET)
+    assert history_without_times(blank) != history_without_times(plain)
+    with pytest.raises(TypeError, match="batch_transform must be None or callable"):
+        fit(small_cnn(), (X, y), epochs=1, batch_transform="flip", **QUIET)
+
+
 def test_fit_does_not_disturb_the_callers_rng(digits):
     model = small_cnn(dropout=0.2)  # seeds torch itself, so build it first
     torch.manual_seed(123)
