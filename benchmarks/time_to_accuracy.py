@@ -43,7 +43,8 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import ToTensor
 
 from cnnbook.data import as_tensors, fashion_mnist, mnist
-from cnnbook.train import History, fit
+from cnnbook.history import History
+from cnnbook.train import fit
 
 LOADERS = {"fashion": fashion_mnist, "mnist": mnist}
 TITLES = {"fashion": "Fashion-MNIST", "mnist": "MNIST"}

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from cnnbook import data
+from cnnbook import data, image_arrays
 from cnnbook.data import (
     CIFAR10_CLASSES,
     SAMPLE_PHOTOS,
@@ -205,14 +205,16 @@ def test_part_of_the_files_is_reported_as_partial(tmp_path, monkeypatch):
 
 def test_files_are_hashed_once_per_process(monkeypatch, tmp_path):
     calls = []
-    real_hash = data.sha256_file
-    monkeypatch.setattr(data, "sha256_file", lambda path: calls.append(path) or real_hash(path))
+    real_hash = image_arrays.sha256_file
+    monkeypatch.setattr(
+        image_arrays, "sha256_file", lambda path: calls.append(path) or real_hash(path)
+    )
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc")
-    first = data._sha256(path)
-    assert data._sha256(path) == first and len(calls) == 1
+    first = image_arrays.cached_sha256(path)
+    assert image_arrays.cached_sha256(path) == first and len(calls) == 1
     path.write_bytes(b"abcd")  # new size: hashed again
-    assert data._sha256(path) != first and len(calls) == 2
+    assert image_arrays.cached_sha256(path) != first and len(calls) == 2
 
 
 # --------------------------------------------------------------------------- CIFAR-10
@@ -280,7 +282,7 @@ def test_small_cifar_folder_loads_and_caches_decoded_arrays(monkeypatch, isolate
     cached[0].write_bytes(cached[0].read_bytes()[:-10])  # damaged: warned, decoded again
     with pytest.warns(UserWarning, match="checksum"):
         x3, _ = data.as_tensors(dataset)
-    assert torch.equal(x3, x) and data._read_decoded(cached[0], 30) is not None
+    assert torch.equal(x3, x) and image_arrays.read_decoded(cached[0], 30) is not None
 
 
 # --------------------------------------------------------------------------- real data (mirror)

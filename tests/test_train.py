@@ -13,17 +13,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
+from cnnbook.checkpoints import CheckpointCorruptError, load_checkpoint, save_checkpoint
 from cnnbook.data import load_digits
+from cnnbook.history import History
 from cnnbook.metrics import accuracy
-from cnnbook.train import (
-    CheckpointCorruptError,
-    History,
-    evaluate,
-    fit,
-    load_checkpoint,
-    predict,
-    save_checkpoint,
-)
+from cnnbook.train import evaluate, fit, predict
 
 matplotlib.use("Agg")
 
@@ -130,7 +124,7 @@ def test_a_bad_dataset_label_is_caught_even_with_soft_batches(digits):
         return torch.stack(xs), nn.functional.one_hot(torch.stack(ys).clamp(max=9), 10).float()
 
     loader = DataLoader(TensorDataset(X, y), batch_size=16, collate_fn=one_hot_collate)
-    with pytest.raises(ValueError, match="label 12"):
+    with pytest.raises(ValueError, match=r"max 12\)"):
         fit(small_cnn(), loader, epochs=1, **QUIET)
 
 
@@ -146,6 +140,27 @@ def test_same_seed_gives_identical_histories(digits):
     for p1, p2 in zip(m1.parameters(), m2.parameters(), strict=True):
         assert torch.equal(p1, p2)
     assert history_without_times(h1) != history_without_times(h3), "the seed should matter"
+
+
+def test_batch_transform_sees_every_step_and_its_output_is_trained_on(digits):
+    X, y = train_pair(digits, 64)
+    plain = fit(small_cnn(), (X, y), epochs=2, batch_size=16, **QUIET)
+    steps = []
+
+    def identity(x, t, step):
+        steps.append((step, x.shape[0], t.shape[0]))
+        return x
+
+    same = fit(small_cnn(), (X, y), epochs=2, batch_size=16, batch_transform=identity, **QUIET)
+    assert steps == [(i, 16, 16) for i in range(8)], "one call per step, numbered from 0"
+    assert history_without_times(same) == history_without_times(plain)
+    def zeros(x, t, step):
+        return torch.zeros_like(x)
+
+    blank = fit(small_cnn(), (X, y), epochs=2, batch_size=16, batch_transform=zeros, **QUIET)
+    assert history_without_times(blank) != history_without_times(plain)
+    with pytest.raises(TypeError, match="batch_transform must be None or callable"):
+        fit(small_cnn(), (X, y), epochs=1, batch_transform="flip", **QUIET)
 
 
 def test_fit_does_not_disturb_the_callers_rng(digits):
@@ -359,16 +374,16 @@ BAD_CALLS = [
     ("wrong input shape", lambda X, y: fit(model(), (X.repeat(1, 3, 1, 1), y), epochs=1, **QUIET),
      ValueError, r"shape \(64, 3, 8, 8\).*first layer is 0: Conv2d\(1, 16"),
     ("label too large", lambda X, y: fit(model(num_classes=5), (X, y), epochs=1, **QUIET),
-     ValueError, r"train_data has label 9, but the model has 5 outputs"),
+     ValueError, r"train_data holds labels outside 0\.\.4.*the model has 5 outputs"),
     ("negative label", lambda X, y: fit(model(), (X, y - 1), epochs=1, **QUIET),
-     ValueError, r"label -1"),
+     ValueError, r"\(min -1,"),
     ("label too large, DataLoader",
      lambda X, y: fit(model(num_classes=5), DataLoader(TensorDataset(X, y), batch_size=8),
                  epochs=1, **QUIET),
-     ValueError, r"train_data has label 9, but the model has 5 outputs"),
+     ValueError, r"train_data holds labels outside 0\.\.4.*the model has 5 outputs"),
     ("label too large in val_data",
      lambda X, y: fit(model(num_classes=5), (X, y.clamp(max=4)), (X, y), epochs=1, **QUIET),
-     ValueError, r"val_data has label 9"),
+     ValueError, r"val_data holds labels outside 0\.\.4 \(min 0, max 9\)"),
     ("empty tuple", lambda X, y: fit(model(), (X[:0], y[:0]), epochs=1, **QUIET),
      ValueError, "train_data is empty"),
     ("empty dataset", lambda X, y: fit(model(), TensorDataset(X[:0], y[:0]), epochs=1, **QUIET),
@@ -409,7 +424,7 @@ def test_bad_labels_change_no_weight(digits, kind):
         X, y = data
         order = torch.argsort(y, stable=True)
         data = DataLoader(Subset(TensorDataset(X, y), order.tolist()), batch_size=8)
-    with pytest.raises(ValueError, match="train_data has label 9"):
+    with pytest.raises(ValueError, match=r"train_data holds labels outside 0\.\.4"):
         fit(model, data, epochs=1, **QUIET)
     assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnbook.train import History
+from cnnbook.history import History
 from cnnbook.viz import (
     OKABE_ITO,
     TOL_MUTED,

@@ -11,17 +11,16 @@ only (``torch.autograd.grad``), so they never touch the ``.grad`` of the weights
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbook._checks import check_choice, check_int
-from cnnbook._torch_checks import check_images, check_model, eval_mode
-from cnnbook.runtime import max_steps, warn_steps_capped
-from cnnbook.train import History
+from cnnbook._checks import check_bool, check_choice, check_int
+from cnnbook._torch_checks import check_images, check_labels, check_model, eval_mode
+from cnnbook.history import History
+from cnnbook.train import fit
 
 ATTACKS = ("fgsm", "pgd")
 CORRUPTIONS = ("gaussian_noise", "gaussian_blur")
@@ -33,16 +32,6 @@ BLUR_SIGMA = (0.5, 1.0, 1.5, 2.0, 2.5)
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _check_labels(y: object, n: int) -> torch.Tensor:
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a torch.Tensor of class indices, got {type(y).__name__}")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}")
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match x, got {tuple(y.shape)}")
-    return y.long()
 
 
 def _check_epsilon(epsilon: object, name: str = "epsilon") -> float:
@@ -101,7 +90,7 @@ def fgsm(
     """
     model = check_model(model)
     x = check_images("x", x)
-    y = _check_labels(y, x.shape[0])
+    y = check_labels("y", y, n=x.shape[0])
     epsilon = _check_epsilon(epsilon)
     clamp = _check_clamp(clamp)
     with eval_mode(model):
@@ -133,14 +122,13 @@ def pgd(
     """
     model = check_model(model)
     x = check_images("x", x).detach()
-    y = _check_labels(y, x.shape[0])
+    y = check_labels("y", y, n=x.shape[0])
     epsilon = _check_epsilon(epsilon)
     steps = check_int("steps", steps, minimum=1)
     alpha = 2.5 * epsilon / steps if alpha is None else _check_epsilon(alpha, "alpha")
     clamp = _check_clamp(clamp)
     seed = check_int("seed", seed, minimum=0)
-    if not isinstance(random_start, bool):
-        raise TypeError(f"random_start must be True or False, got {random_start!r}")
+    check_bool("random_start", random_start)
     x_adv = x.clone()
     if random_start:
         generator = torch.Generator().manual_seed(seed)
@@ -181,7 +169,7 @@ def accuracy_under_attack(
     if not isinstance(data, tuple | list) or len(data) != 2:
         raise TypeError("data must be a pair (X, y) of tensors")
     X = check_images("data[0] (X)", data[0])
-    y = _check_labels(data[1], X.shape[0])
+    y = check_labels("y", data[1], n=X.shape[0])
     attack_fn = _attack_fn(attack)
     epsilon = _check_epsilon(epsilon)
     batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -197,6 +185,15 @@ def accuracy_under_attack(
 
 
 # ----------------------------------------------------------------------------- training
+
+
+def _training_step_size(epsilon: float, steps: object, alpha: float | None) -> float:
+    """PGD's step for adversarial training: 1.25 * epsilon for one step (FGSM with a random
+    start), else pgd's own default 2.5 * epsilon / steps."""
+    steps = check_int("steps", steps, minimum=1)
+    if alpha is not None:
+        return alpha
+    return 1.25 * epsilon if steps == 1 else 2.5 * epsilon / steps
 
 
 def adversarial_step(
@@ -222,9 +219,7 @@ def adversarial_step(
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer)}")
     epsilon = _check_epsilon(epsilon)
-    steps = check_int("steps", steps, minimum=1)
-    if alpha is None:
-        alpha = 1.25 * epsilon if steps == 1 else 2.5 * epsilon / steps
+    alpha = _training_step_size(epsilon, steps, alpha)
     x_adv = pgd(model, x, y, epsilon, steps=steps, alpha=alpha, loss_fn=loss_fn, seed=seed)
     model.train()
     logits = model(x_adv)
@@ -253,49 +248,37 @@ def adversarial_training(
     """Train ``model`` on adversarial examples of ``train_data = (X, y)`` (see adversarial_step).
 
     X: (N, C, H, W) in [0, 1]; y: (N,). optimizer: default Adam(lr); scheduler: stepped
-    after every batch (e.g. OneCycleLR). Batches are shuffled with ``seed``. Returns a
-    ``cnnbook.train.History`` whose train loss and accuracy are on adversarial batches.
+    after every batch (e.g. OneCycleLR). Batches are shuffled with ``seed``. This is
+    ``cnnbook.train.fit`` with each batch swapped for its attack (a PGD random start
+    seeded with ``seed`` + the step number) before the step; it runs on the model's
+    device. Returns a ``History`` whose train loss and accuracy are on adversarial batches.
     """
-    from tqdm.auto import tqdm  # here: tqdm.auto probes for Jupyter on import
-
     model = check_model(model)
     if not isinstance(train_data, tuple | list) or len(train_data) != 2:
         raise TypeError("train_data must be a pair (X, y) of tensors")
     X = check_images("train_data[0] (X)", train_data[0])
-    y = _check_labels(train_data[1], X.shape[0])
-    epochs = check_int("epochs", epochs, minimum=1)
+    y = check_labels("y", train_data[1], n=X.shape[0])
     epsilon = _check_epsilon(epsilon)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
+    alpha = _training_step_size(epsilon, steps, alpha)
     seed = check_int("seed", seed, minimum=0)
-    optimizer = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr)
-    generator = torch.Generator().manual_seed(seed)
-    history = History()
-    cap, taken = max_steps(), 0
-    for epoch in range(epochs):
-        start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-        history.lr.append(float(optimizer.param_groups[0]["lr"]))
-        order = torch.randperm(X.shape[0], generator=generator)
-        batches = range(0, X.shape[0], batch_size)
-        bar = tqdm(batches, desc=f"adversarial epoch {epoch + 1}/{epochs}", disable=not progress)
-        for i, b in enumerate(bar):
-            idx = order[b : b + batch_size]
-            step_seed = seed + epoch * len(batches) + i  # a fresh random start per batch
-            loss, right = adversarial_step(
-                model, optimizer, X[idx], y[idx], epsilon, steps=steps, alpha=alpha, seed=step_seed
-            )
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum, correct, seen = loss_sum + loss * len(idx), correct + right, seen + len(idx)
-            taken += 1
-            if cap is not None and taken >= cap:
-                break
-        history.train_loss.append(loss_sum / seen)
-        history.train_acc.append(correct / seen)
-        history.seconds.append(time.perf_counter() - start)
-        if cap is not None and taken >= cap:
-            warn_steps_capped("adversarial training", taken, epoch + 1, epochs, stacklevel=2)
-            break
-    return history
+
+    def attack(x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
+        return pgd(model, x, t, epsilon, steps=steps, alpha=alpha, seed=seed + step)
+
+    return fit(
+        model,
+        (X, y),
+        epochs=epochs,
+        optimizer=optimizer,
+        lr=lr,
+        scheduler=scheduler,
+        scheduler_step="batch" if scheduler is not None else None,
+        device=next((p.device for p in model.parameters()), torch.device("cpu")),
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        batch_transform=attack,
+    )
 
 
 # ----------------------------------------------------------------------------- corruptions

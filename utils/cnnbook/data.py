@@ -15,7 +15,6 @@ a bad file stops the loader with an error naming it: there is no silent fallback
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Callable
@@ -24,11 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
 
-from cnnbook._checks import check_int
+from cnnbook._checks import check_bool, check_int
 from cnnbook.cifar_pack import PackCorruptError, PackedCIFAR10, pack_path
-from cnnbook.integrity import sha256_file
+from cnnbook.image_arrays import (
+    cached_sha256,
+    cifar_jpg_arrays,
+    cifar_jpg_split,
+    gather,
+    raw_arrays,
+)
 from cnnbook.photos import (  # noqa: F401 - re-exported: chapters load photos and data from here
     SAMPLE_PHOTOS,
     crop_patch,
@@ -126,21 +130,8 @@ def _describe_roots(roots: list[Path]) -> str:
 # --------------------------------------------------------------------------- checks
 
 
-_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 of a file, computed once per process for each (path, size, mtime)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA256_MEMO:
-        _SHA256_MEMO[key] = sha256_file(path)
-    return _SHA256_MEMO[key]
-
-
 def _check_loader_args(train: object, transform: object, download: object) -> None:
-    if not isinstance(train, bool):
-        raise TypeError(f"train must be a bool, got {type(train).__name__} {train!r}")
+    check_bool("train", train)
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
     if download is not None and not isinstance(download, bool):
@@ -184,8 +175,8 @@ def _idx_problems(raw: Path, sha256: dict[str, str]) -> list[str]:
         size = path.stat().st_size
         if size != _IDX_SIZES[name]:
             problems.append(f"{path}: {size} bytes, expected {_IDX_SIZES[name]} (truncated?)")
-        elif _sha256(path) != expected:
-            problems.append(f"{path}: SHA-256 {_sha256(path)[:16]}..., expected {expected}")
+        elif cached_sha256(path) != expected:
+            problems.append(f"{path}: SHA-256 {cached_sha256(path)[:16]}..., expected {expected}")
     return problems
 
 
@@ -441,131 +432,6 @@ def cifar10(
 # --------------------------------------------------------------------------- to tensors
 
 
-def _image_array(image: object, where: str) -> np.ndarray:
-    """One dataset image as (C, H, W): uint8 for PIL images and uint8 arrays, else float32."""
-    if isinstance(image, Image.Image):
-        image = np.asarray(image)  # (H, W) or (H, W, C), like any HWC array below
-    elif isinstance(image, torch.Tensor):
-        # torchvision transforms return (C, H, W) tensors
-        array = image.detach().cpu().numpy()
-        if array.ndim == 2:
-            array = array[None]
-        if array.ndim != 3:
-            raise ValueError(f"{where} is a tensor of shape {tuple(array.shape)}, not (C, H, W)")
-        return array if array.dtype == np.uint8 else array.astype(np.float32)
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
-        raise TypeError(f"{where} must be a PIL image, a (C, H, W) tensor or an (H, W[, C]) array")
-    array = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
-    return array if array.dtype == np.uint8 else array.astype(np.float32)
-
-
-def _gather(dataset: object, idx: np.ndarray, desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``dataset[i]`` for i in idx: images (k, C, H, W) and labels (k,) int64."""
-    from tqdm.auto import tqdm  # here: the data loaders themselves work without tqdm
-
-    images = None
-    labels = np.empty(len(idx), dtype=np.int64)
-    for j, i in enumerate(tqdm(idx, desc=desc, unit="img")):
-        image, label = dataset[int(i)]
-        array = _image_array(image, f"dataset[{i}]")
-        if images is None:
-            images = np.empty((len(idx), *array.shape), dtype=array.dtype)
-        elif array.shape != images.shape[1:]:
-            raise ValueError(
-                f"dataset[{i}] has shape {array.shape}, but earlier items have "
-                f"{images.shape[1:]}; add a resize transform"
-            )
-        images[j] = array
-        labels[j] = int(label)
-    return images, labels
-
-
-def _raw_arrays(dataset: object, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-style ``.data`` (N, H, W[, C]) uint8 and ``.targets``, read directly."""
-    pixels = np.asarray(dataset.data)[idx]
-    pixels = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)
-    return pixels, np.asarray(dataset.targets, dtype=np.int64)[idx]
-
-
-def _cifar_jpg_split(dataset: object) -> str | None:
-    """'train' or 'test' if ``dataset`` is an untransformed split of the CIFAR-10 ImageFolder."""
-    if not isinstance(dataset, torchvision.datasets.ImageFolder):
-        return None
-    root = Path(dataset.root)
-    if (
-        root.parent.name != "cifar10-jpg"
-        or root.name not in _CIFAR_PER_CLASS
-        or tuple(dataset.classes) != CIFAR10_CLASSES
-        or dataset.transform is not None
-        or dataset.target_transform is not None
-    ):
-        return None
-    return root.name
-
-
-def _decoded_cache_path(dataset: object, split: str) -> Path:
-    # The name holds a fingerprint of the file list and sizes, so that a changed folder
-    # never reuses arrays decoded from an older one.
-    digest = hashlib.sha256()
-    for path, label in dataset.samples:
-        digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}\t".encode())
-        digest.update(f"{os.stat(path).st_size}\n".encode())
-    return cache_dir() / f"cifar10-jpg-{split}-{digest.hexdigest()[:16]}.npz"
-
-
-def _read_decoded(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    sidecar = path.with_name(path.name + ".sha256")
-    if not path.is_file():
-        return None
-    recorded = sidecar.read_text().split()[:1] if sidecar.is_file() else []
-    if recorded != [_sha256(path)]:
-        warnings.warn(
-            f"{path} does not match its checksum in {sidecar.name}; decoding the JPEGs again",
-            stacklevel=4,
-        )
-        return None
-    with np.load(path, allow_pickle=False) as arrays:
-        images, labels = arrays["images"], arrays["labels"]
-    if len(images) != n or len(labels) != n:
-        warnings.warn(
-            f"{path} holds {len(images)} images, expected {n}; decoding again", stacklevel=4
-        )
-        return None
-    return images, labels
-
-
-def _write_decoded(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.savez(f, images=images, labels=labels)
-        digest = sha256_file(tmp)
-        os.replace(tmp, path)
-        path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
-    except OSError as err:
-        warnings.warn(f"could not cache decoded images in {path} ({err})", stacklevel=4)
-
-
-def _cifar_jpg_arrays(
-    dataset: object, split: str, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded CIFAR-10 JPEGs, from the .npz cache if present; a full decode fills it."""
-    if len(idx) < len(dataset) and not any(cache_dir().glob(f"cifar10-jpg-{split}-*.npz")):
-        # A subset and nothing cached yet: skip fingerprinting 50,000 files.
-        return _gather(dataset, idx, f"decoding CIFAR-10 {split} JPEGs")
-    path = _decoded_cache_path(dataset, split)
-    cached = _read_decoded(path, len(dataset))
-    if cached is not None:
-        images, labels = cached
-        return images[idx], labels[idx]
-    if len(idx) < len(dataset):  # a subset: decode only what is asked for
-        return _gather(dataset, idx, f"decoding CIFAR-10 {split} JPEGs")
-    images, labels = _gather(dataset, idx, f"decoding CIFAR-10 {split} JPEGs (cached after)")
-    _write_decoded(path, images, labels)
-    return images, labels
-
-
 def as_tensors(
     dataset: object, limit: int | None = None, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -595,19 +461,19 @@ def as_tensors(
         idx = np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
     raw_kinds = (torchvision.datasets.MNIST, torchvision.datasets.CIFAR10)
-    split = _cifar_jpg_split(dataset)
+    split = cifar_jpg_split(dataset, CIFAR10_CLASSES)
     if (
         isinstance(dataset, raw_kinds)
         and dataset.transform is None
         and (dataset.target_transform is None)
     ):
-        images, labels = _raw_arrays(dataset, idx)
+        images, labels = raw_arrays(dataset, idx)
     elif split is not None:
-        images, labels = _cifar_jpg_arrays(dataset, split, idx)
+        images, labels = cifar_jpg_arrays(dataset, split, idx, cache_dir())
     elif isinstance(dataset, PackedCIFAR10) and dataset.transform is None:
         images, labels = dataset.decode(idx)
     else:
-        images, labels = _gather(dataset, idx, "as_tensors")
+        images, labels = gather(dataset, idx, "as_tensors")
 
     x = torch.from_numpy(np.ascontiguousarray(images))
     x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
@@ -628,6 +494,3 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
     digits = sklearn_load_digits()
     return digits.images.astype(np.float64), digits.target.astype(np.int64)
-
-
-from cnnbook.scenes import make_scenes  # noqa: E402,F401 - the scene generator, re-exported

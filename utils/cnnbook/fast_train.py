@@ -34,8 +34,8 @@ from cnnbook._torch_checks import eval_mode
 from cnnbook.batch_augment import _describe, apply_augment, random_flips, random_shifts
 from cnnbook.distributed import Dist, average_buffers, current_dist, rank_device, shard
 from cnnbook.fast_recipe import Recipe, _check_number
+from cnnbook.history import History
 from cnnbook.runtime import max_steps, warn_steps_capped
-from cnnbook.train import History
 
 # ----------------------------------------------------------------------------- pieces
 

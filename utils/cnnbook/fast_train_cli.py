@@ -140,7 +140,7 @@ def _report(result: FastResult, summary: dict, args: argparse.Namespace) -> None
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=1, default=_jsonable))
     if args.checkpoint is not None:
-        from cnnbook.train import save_checkpoint
+        from cnnbook.checkpoints import save_checkpoint
 
         save_checkpoint(args.checkpoint, result.final_model, result.to_history())
 

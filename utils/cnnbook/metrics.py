@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from cnnbook._checks import check_int
+from cnnbook._torch_checks import check_labels
 
 
 def _as_tensor(name: str, value: object) -> torch.Tensor:
@@ -19,31 +20,6 @@ def _as_tensor(name: str, value: object) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
-
-
-def _labels(name: str, value: object, num_classes: int | None = None) -> torch.Tensor:
-    """Integer labels ``(N,)`` as int64; ValueError naming ``name`` if out of range."""
-    y = _as_tensor(name, value)
-    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    if y.ndim != 1:
-        raise ValueError(f"{name} must have shape (N,), got {tuple(y.shape)}")
-    y = y.long()
-    if num_classes is not None and (bad := out_of_range_label(y, num_classes)) is not None:
-        raise ValueError(
-            f"{name} holds label {bad}, outside 0..{num_classes - 1} for num_classes={num_classes}"
-        )
-    return y
-
-
-def out_of_range_label(y: torch.Tensor, num_classes: int) -> int | None:
-    """The first offending label of ``y`` (lowest if negative, else highest), or None."""
-    if y.numel() == 0:
-        return None
-    low, high = int(y.min()), int(y.max())
-    if low < 0:
-        return low
-    return high if high >= num_classes else None
 
 
 def _scores(name: str, value: object, n: int) -> torch.Tensor:
@@ -69,11 +45,11 @@ def accuracy(scores_or_pred: object, y: object) -> float:
     scores_or_pred: (N, C) logits/probabilities (argmax is taken) or (N,) predicted labels
     y: (N,) true labels
     """
-    y = _labels("y", y)
+    y = check_labels("y", _as_tensor("y", y))
     pred = _as_tensor("scores_or_pred", scores_or_pred)
     if pred.ndim == 2:
         pred = pred.argmax(dim=1)
-    pred = _labels("scores_or_pred", pred)
+    pred = check_labels("scores_or_pred", pred)
     _same_length(pred, y, "scores_or_pred and y")
     return (pred == y).double().mean().item()
 
@@ -83,12 +59,12 @@ def top_k_accuracy(logits: object, y: object, k: int) -> float:
 
     logits: (N, C) scores; y: (N,) true labels; 1 <= k <= C.
     """
-    y = _labels("y", y)
+    y = check_labels("y", _as_tensor("y", y))
     s = _scores("logits", logits, y.shape[0])
     k = check_int("k", k, minimum=1)
     if k > s.shape[1]:
         raise ValueError(f"k must be <= the number of classes {s.shape[1]}, got {k}")
-    _labels("y", y, s.shape[1])
+    check_labels("y", y, s.shape[1])
     _same_length(s, y, "logits and y")
     top = s.topk(k, dim=1).indices  # (N, k)
     return (top == y[:, None]).any(dim=1).double().mean().item()
@@ -100,8 +76,8 @@ def confusion_matrix(y_true: object, y_pred: object, num_classes: int) -> torch.
     y_true, y_pred: (N,) labels in 0..num_classes-1
     """
     num_classes = check_int("num_classes", num_classes, minimum=1)
-    t = _labels("y_true", y_true, num_classes)
-    p = _labels("y_pred", y_pred, num_classes)
+    t = check_labels("y_true", _as_tensor("y_true", y_true), num_classes)
+    p = check_labels("y_pred", _as_tensor("y_pred", y_pred), num_classes)
     _same_length(t, p, "y_true and y_pred")
     # One bincount over the flattened (true, pred) index is the whole matrix.
     flat = torch.bincount(t * num_classes + p, minlength=num_classes * num_classes)
@@ -144,10 +120,10 @@ def expected_calibration_error(probs: object, y: object, n_bins: int = 15) -> fl
     confidence in ((b-1)/n_bins, b/n_bins]. ECE = sum over bins of
     (samples in bin / N) * |accuracy in bin - mean confidence in bin|.
     """
-    y = _labels("y", y)
+    y = check_labels("y", _as_tensor("y", y))
     p = _scores("probs", probs, y.shape[0]).double()
     n_bins = check_int("n_bins", n_bins, minimum=1)
-    _labels("y", y, p.shape[1])
+    check_labels("y", y, p.shape[1])
     _same_length(p, y, "probs and y")
     if p.min() < 0 or p.max() > 1:
         raise ValueError("probs must lie in [0, 1]: apply softmax to logits first")

@@ -1,277 +1,41 @@
-"""The book's training loop: ``fit``, ``evaluate`` and ``predict``, plus checkpoints.
+"""The book's training loop: ``fit``, ``evaluate`` and ``predict``.
 
 ``fit`` is a plain loop a reader can follow line by line (``_train_epoch``): forward,
 loss, backward, optional gradient clipping, optimizer step, scheduler step. Around it:
-a tqdm progress bar, a per-epoch ``History``, an optional live plot, mixed precision and
-channels_last on CUDA, and "load the checkpoint if present, else train and save it".
+a tqdm progress bar, a per-epoch ``History`` (``cnnbook.history``), an optional live plot
+(``cnnbook.live_plot``), mixed precision and channels_last on CUDA, and "load the
+checkpoint if present, else train and save it" (``cnnbook.checkpoints``).
 
 Data may be a ``(X, y)`` pair of tensors (the fast path for small data held in memory:
 batches are cut on the device, no DataLoader), a ``torch.utils.data.Dataset`` or a
-``DataLoader``.
+``DataLoader`` (see ``cnnbook.batches``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from cnnbook._checks import check_choice, check_int
-from cnnbook._torch_checks import check_model, eval_mode
-from cnnbook.integrity import sha256_file
-from cnnbook.metrics import out_of_range_label
+from cnnbook._checks import check_bool, check_choice, check_int
+from cnnbook._torch_checks import check_labels, check_model, eval_mode
+from cnnbook.batches import Batches, as_tensor
+from cnnbook.checkpoints import load_checkpoint, save_checkpoint
+from cnnbook.history import History
+from cnnbook.live_plot import LivePlot, in_jupyter_kernel, show_history
 from cnnbook.runtime import device as default_device
 from cnnbook.runtime import max_steps, warn_steps_capped
 
 SCHEDULER_STEPS = ("batch", "epoch")
 # Schedulers whose period is counted in optimizer steps, not epochs.
 _PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
-
-
-class CheckpointCorruptError(OSError):
-    """A checkpoint file does not match the SHA-256 recorded next to it (or that is missing)."""
-
-
-# ----------------------------------------------------------------------------- history
-
-
-@dataclass
-class History:
-    """Per-epoch record of a ``fit``: one entry per epoch in each list.
-
-    ``val_loss``/``val_acc`` stay empty when there is no validation data; ``lr`` is the
-    learning rate at the start of the epoch, ``seconds`` the epoch's wall time.
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_acc: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.train_loss)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        """Plain lists of floats: safe for ``torch.load(weights_only=True)`` and JSON."""
-        return {key: [float(v) for v in values] for key, values in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> History:
-        """Inverse of ``to_dict``; unknown keys are an error."""
-        if not isinstance(data, dict):
-            raise TypeError(f"data must be a dict of lists, got {type(data).__name__}")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"data has unknown History fields {sorted(unknown)}")
-        return cls(**{key: [float(v) for v in values] for key, values in data.items()})
-
-    def best(self, metric: str | None = None) -> dict[str, float]:
-        """The epoch with the best ``metric`` (max for accuracies, min for losses).
-
-        Default metric: ``val_acc`` if there is validation data, else ``train_acc``.
-        Returns ``{"epoch": 1-based epoch, <every metric>: value at that epoch}``.
-        """
-        if len(self) == 0:
-            raise ValueError("the history is empty: nothing was trained")
-        metric = metric or ("val_acc" if self.val_acc else "train_acc")
-        names = tuple(self.__dataclass_fields__)
-        check_choice("metric", metric, names)
-        values = np.asarray(getattr(self, metric), dtype=float)
-        if values.size == 0:
-            raise ValueError(f"metric {metric!r} has no values (no validation data?)")
-        pick = np.nanargmin if metric.endswith("loss") else np.nanargmax
-        i = int(pick(values))
-        row = {name: getattr(self, name)[i] for name in names if getattr(self, name)}
-        return {"epoch": i + 1, **row}
-
-    def plot(self, ax: Sequence | None = None) -> Sequence:
-        """Loss (left) and accuracy (right) per epoch, train and validation.
-
-        ax: two matplotlib Axes, or None for a new 9x3.5 inch figure. Returns the Axes.
-        """
-        if ax is None:
-            import matplotlib.pyplot as plt  # here: importing pyplot picks a backend
-
-            _, ax = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
-        if len(ax) != 2:
-            raise ValueError(f"ax must be two Axes (loss, accuracy), got {len(ax)}")
-        epochs = np.arange(1, len(self) + 1)
-        panels = (("loss", "Loss", "cross-entropy"), ("acc", "Accuracy", "accuracy"))
-        for axis, (key, title, ylabel) in zip(ax, panels, strict=True):
-            axis.clear()
-            axis.plot(epochs, getattr(self, f"train_{key}"), "o-", label="train")
-            val = getattr(self, f"val_{key}")
-            if val:
-                axis.plot(epochs[: len(val)], val, "s--", label="validation")
-            axis.set(title=title, xlabel="epoch", ylabel=ylabel)
-            if len(self):
-                axis.legend()
-            axis.grid(alpha=0.3)
-        return ax
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def _as_tensor(name: str, value: object) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, np.ndarray):
-        t = torch.from_numpy(value)
-        # NumPy defaults to float64; models use float32.
-        return t.to(torch.get_default_dtype()) if t.dtype.is_floating_point else t
-    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
-
-
-class _Batches:
-    """Batches ``(x, y)`` of one data source, already on ``device``; one pass per ``iter``.
-
-    For an ``(X, y)`` pair the tensors move to the device once and each epoch draws a
-    permutation from a seeded generator; otherwise a DataLoader does the work.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        data: object,
-        *,
-        batch_size: int,
-        shuffle: bool,
-        seed: int,
-        device: torch.device,
-    ) -> None:
-        self.name = name
-        self.device = device
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = torch.Generator().manual_seed(seed)
-        self.X: torch.Tensor | None = None
-        self.y: torch.Tensor | None = None
-        self.loader: DataLoader | None = None
-        if isinstance(data, tuple | list) and not isinstance(data, Dataset):
-            self._from_tensors(data)
-        elif isinstance(data, DataLoader):
-            self.loader = data
-        elif isinstance(data, Dataset):
-            if _safe_len(data) == 0:
-                raise ValueError(f"{name} is empty: the dataset has 0 samples")
-            self.loader = DataLoader(
-                data,
-                batch_size=batch_size,
-                shuffle=shuffle,
-                generator=self.generator,
-                pin_memory=device.type == "cuda",
-            )
-        else:
-            raise TypeError(
-                f"{name} must be an (X, y) tuple of tensors, a torch Dataset or a DataLoader, "
-                f"got {type(data).__name__}"
-            )
-        if self.loader is not None and _safe_len(self.loader.dataset) == 0:
-            raise ValueError(f"{name} is empty: its dataset has 0 samples")
-
-    def _from_tensors(self, data: Sequence) -> None:
-        if len(data) != 2:
-            raise ValueError(f"{self.name} as a tuple must be (X, y), got {len(data)} items")
-        X = _as_tensor(f"{self.name}[0] (X)", data[0])
-        y = _as_tensor(f"{self.name}[1] (y)", data[1])
-        if X.ndim == 0 or y.ndim == 0 or X.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"{self.name}: X and y must have the same number of samples, "
-                f"got shapes {tuple(X.shape)} and {tuple(y.shape)}"
-            )
-        if X.shape[0] == 0:
-            raise ValueError(f"{self.name} is empty: X has 0 samples")
-        self.X, self.y = X.to(self.device), _long_labels(y).to(self.device)
-
-    def __len__(self) -> int | None:
-        if self.X is not None:
-            return math.ceil(self.X.shape[0] / self.batch_size)
-        return _safe_len(self.loader)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.X is not None:
-            n = self.X.shape[0]
-            if self.shuffle:
-                order = torch.randperm(n, generator=self.generator).to(self.device)
-            for start in range(0, n, self.batch_size):
-                if self.shuffle:
-                    idx = order[start : start + self.batch_size]
-                    yield self.X[idx], self.y[idx]
-                else:
-                    yield (
-                        self.X[start : start + self.batch_size],
-                        self.y[start : start + self.batch_size],
-                    )
-            return
-        for batch in self.loader:
-            if not isinstance(batch, list | tuple) or len(batch) < 2:
-                raise ValueError(
-                    f"{self.name} must yield (x, y) batches, got {type(batch).__name__}"
-                )
-            x, y = batch[0], _long_labels(batch[1])
-            self.cpu_labels = y  # checked before the move, where it costs no device sync
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-    def labels_to_check(self, first_batch: bool) -> torch.Tensor | None:
-        """The labels to range-check now: at the first batch all of them if they are known
-        (an (X, y) pair, a TensorDataset, a torchvision dataset's ``targets``), so that a
-        bad label stops the run before any step; then each batch's CPU copy."""
-        if self.X is not None:
-            return self.y if first_batch else None
-        if first_batch:
-            known = _known_labels(self.loader.dataset)
-            batch = self.cpu_labels
-            # A collate_fn may turn integer labels into soft (N, K) targets (Mixup, CutMix):
-            # then the dataset's labels and the batch's are checked separately.
-            if known is not None and batch.ndim == 1 and not batch.dtype.is_floating_point:
-                return torch.cat([known, batch])
-            if known is not None:
-                return known
-        return self.cpu_labels
-
-
-def _known_labels(dataset: object) -> torch.Tensor | None:
-    """All labels of a dataset without loading its images, or None if that is not cheap."""
-    if isinstance(dataset, Subset):
-        inner = _known_labels(dataset.dataset)
-        return None if inner is None else inner[torch.as_tensor(dataset.indices, dtype=torch.long)]
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
-        labels = dataset.tensors[1]
-    else:
-        labels = getattr(dataset, "targets", None)
-    try:
-        labels = torch.as_tensor(labels)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1:
-        return None
-    return labels.long()
-
-
-def _safe_len(obj: object) -> int | None:
-    try:
-        return len(obj)
-    except TypeError:  # an IterableDataset may not know its length
-        return None
-
-
-def _long_labels(y: torch.Tensor) -> torch.Tensor:
-    """Integer labels become int64 (what cross-entropy wants); soft targets stay float."""
-    if isinstance(y, torch.Tensor) and not y.dtype.is_floating_point:
-        return y.long()
-    return y
 
 
 def _first_layer(model: nn.Module) -> str:
@@ -299,13 +63,10 @@ def _check_labels(y: torch.Tensor, logits: torch.Tensor, name: str) -> None:
     if y.dtype.is_floating_point or logits.ndim != 2:
         return  # soft targets or a non-classification output: nothing to check
     num_classes = logits.shape[1]
-    if y.ndim != 1:
-        raise ValueError(f"labels in {name} must have shape (N,), got {tuple(y.shape)}")
-    if (bad := out_of_range_label(y, num_classes)) is not None:
-        raise ValueError(
-            f"{name} has label {bad}, but the model has {num_classes} outputs "
-            f"(num_classes={num_classes}), so labels must lie in 0..{num_classes - 1}"
-        )
+    try:
+        check_labels(name, y, num_classes)
+    except ValueError as err:
+        raise ValueError(f"{err}: the model has {num_classes} outputs") from None
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
@@ -337,6 +98,7 @@ class _Setup:
     grad_clip: float | None
     max_steps: int | None = None  # CNNBOOK_MAX_STEPS: stop after this many steps in all
     steps_done: int = 0
+    batch_transform: Callable | None = None
 
     def capped(self) -> bool:
         return self.max_steps is not None and self.steps_done >= self.max_steps
@@ -346,7 +108,7 @@ def _prepare(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
 
 
-def _train_epoch(s: _Setup, batches: _Batches, bar: object, first: bool) -> tuple[float, float]:
+def _train_epoch(s: _Setup, batches: Batches, bar: object, first: bool) -> tuple[float, float]:
     """One pass over the training data; returns (mean loss, accuracy)."""
     s.model.train()
     # Sums stay on the device: calling .item() every batch would wait for the GPU.
@@ -354,6 +116,8 @@ def _train_epoch(s: _Setup, batches: _Batches, bar: object, first: bool) -> tupl
     correct = torch.zeros((), device=batches.device, dtype=torch.int64)
     seen, has_acc, every = 0, True, max(1, (len(batches) or 100) // 20)
     for i, (x, y) in enumerate(batches):
+        if s.batch_transform is not None:  # outside autocast: e.g. an attack in float32
+            x = s.batch_transform(x, y, s.steps_done)
         x = _prepare(x, s.channels_last)
         first_batch = first and i == 0
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=s.use_amp):
@@ -400,7 +164,7 @@ def _acc_text(correct: torch.Tensor, seen: int, has_acc: bool) -> str:
 
 def _eval_pass(
     model: nn.Module,
-    batches: _Batches,
+    batches: Batches,
     loss_fn: Callable | None,
     use_amp: bool,
     channels_last: bool,
@@ -437,102 +201,6 @@ def _eval_pass(
         out["targets"] = torch.cat(targets_all)
         out["predictions"] = out["logits"].argmax(dim=1) if out["logits"].ndim == 2 else None
     return out
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, history: History) -> Path:
-    """Write ``{"model": state_dict on CPU, "history": plain lists}`` and ``path.sha256``.
-
-    The file is written under a temporary name and renamed, so an interrupted save never
-    leaves a half-written checkpoint behind. Returns the path.
-    """
-    model = check_model(model)
-    if not isinstance(history, History):
-        raise TypeError(f"history must be a History, got {type(history).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": state, "history": history.to_dict()}, tmp)
-    os.replace(tmp, path)
-    # sha256sum's format, so `sha256sum -c path.pt.sha256` works from a shell too.
-    _sidecar(path).write_text(f"{sha256_file(path)}  {path.name}\n")
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, model: nn.Module) -> History:
-    """Verify ``path`` against ``path.sha256``, load the weights into ``model``, return the
-    History. Raises CheckpointCorruptError if the hash is missing or does not match."""
-    model = check_model(model)
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    sidecar = _sidecar(path)
-    if not sidecar.is_file():
-        raise CheckpointCorruptError(
-            f"checkpoint {path} has no SHA-256 file {sidecar.name}, so it cannot be verified; "
-            f"delete {path} to train again"
-        )
-    words = sidecar.read_text().split()
-    expected = words[0].lower() if words else ""
-    actual = sha256_file(path)
-    if actual != expected:
-        raise CheckpointCorruptError(
-            f"checkpoint {path} is corrupt or was replaced: its SHA-256 is {actual}, "
-            f"but {sidecar.name} records {expected or '(nothing)'}; "
-            "delete both files to train again"
-        )
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    saved = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(saved["model"])
-    return History.from_dict(saved["history"])
-
-
-# ----------------------------------------------------------------------------- live plot
-
-
-def _in_jupyter_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
-
-
-class _LivePlot:
-    """Redraws the History after each epoch in a Jupyter kernel through a display handle.
-
-    The figure is a bare matplotlib Figure rendered to PNG here, so no backend is needed
-    and nbclient (the book build, nbval) stores the last image as a static output.
-    """
-
-    def __init__(self) -> None:
-        from matplotlib.figure import Figure
-
-        self.fig = Figure(figsize=(9, 3.5), layout="constrained")
-        self.axes = self.fig.subplots(1, 2)
-        self.handle = None
-
-    def update(self, history: History) -> None:
-        import io
-
-        from IPython.display import Image, display
-
-        history.plot(self.axes)
-        buffer = io.BytesIO()
-        self.fig.savefig(buffer, format="png", dpi=80)
-        image = Image(data=buffer.getvalue(), format="png")
-        if self.handle is None:
-            self.handle = display(image, display_id=True)
-        else:
-            self.handle.update(image)
 
 
 # ----------------------------------------------------------------------------- fit
@@ -612,6 +280,7 @@ def fit(
     seed: int = 0,
     live_plot: bool = False,
     progress: bool = True,
+    batch_transform: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs and return its per-epoch History.
 
@@ -625,16 +294,19 @@ def fit(
         ignored elsewhere). checkpoint: a .pt path: load it if present (verified by
         SHA-256, no training), else train and save it. seed: shuffling and dropout.
     live_plot: redraw loss/accuracy curves each epoch in Jupyter, else one final plot.
+    batch_transform: ``(x, y, step) -> x``, applied to each training batch on the device
+        before the forward pass (``step`` counts optimizer steps from 0); e.g.
+        ``cnnbook.attacks.adversarial_training`` swaps each batch for its attack.
     """
     model = check_model(model)
     epochs = check_int("epochs", epochs, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     grad_clip = _check_positive("grad_clip", grad_clip)
-    _check_loss_fn(loss_fn)
-    for name, flag in (("live_plot", live_plot), ("progress", progress)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    _check_callable("loss_fn", loss_fn)
+    _check_callable("batch_transform", batch_transform, "(x, y, step) -> x")
+    check_bool("live_plot", live_plot)
+    check_bool("progress", progress)
     dev = default_device(None) if device is None else torch.device(device)
     if scheduler_step is not None:
         check_choice("scheduler_step", scheduler_step, SCHEDULER_STEPS)
@@ -658,13 +330,14 @@ def fit(
         channels_last=use_cl,
         grad_clip=grad_clip,
         max_steps=max_steps(),
+        batch_transform=batch_transform,
     )
-    train = _Batches(
+    train = Batches(
         "train_data", train_data, batch_size=batch_size, shuffle=True, seed=seed, device=dev
     )
     val = None
     if val_data is not None:
-        val = _Batches(
+        val = Batches(
             "val_data", val_data, batch_size=batch_size, shuffle=False, seed=seed, device=dev
         )
     # fork_rng: seed dropout & co. for this run without touching the caller's RNG state.
@@ -677,15 +350,13 @@ def fit(
     return history
 
 
-def _check_loss_fn(loss_fn: object) -> None:
-    if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable (logits, y) -> loss, got {loss_fn!r}")
+def _check_callable(name: str, value: object, signature: str = "(logits, y) -> loss") -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be None or callable {signature}, got {value!r}")
 
 
 def _cuda_only(name: str, wanted: object, dev: torch.device) -> bool:
-    if not isinstance(wanted, bool):
-        raise TypeError(f"{name} must be True or False, got {wanted!r}")
-    if wanted and dev.type != "cuda":
+    if check_bool(name, wanted) and dev.type != "cuda":
         warnings.warn(
             f"{name}=True needs a CUDA device; running on {dev} in float32 without it",
             stacklevel=3,
@@ -696,8 +367,8 @@ def _cuda_only(name: str, wanted: object, dev: torch.device) -> bool:
 
 def _run_epochs(
     setup: _Setup,
-    train: _Batches,
-    val: _Batches | None,
+    train: Batches,
+    val: Batches | None,
     epochs: int,
     live_plot: bool,
     progress: bool,
@@ -705,7 +376,7 @@ def _run_epochs(
     from tqdm.auto import tqdm  # here: tqdm.auto probes for Jupyter on import
 
     history = History()
-    live = _LivePlot() if live_plot and _in_jupyter_kernel() else None
+    live = LivePlot() if live_plot and in_jupyter_kernel() else None
     for epoch in range(epochs):
         start = time.perf_counter()
         history.lr.append(float(setup.optimizer.param_groups[0]["lr"]))
@@ -761,10 +432,7 @@ def _resume(
             stacklevel=3,
         )
     if live_plot:
-        if _in_jupyter_kernel():
-            _LivePlot().update(history)
-        else:
-            history.plot()
+        show_history(history)
     return history
 
 
@@ -773,8 +441,8 @@ def _resume(
 
 def _eval_batches(
     data: object, batch_size: int, device: torch.device, name: str = "data"
-) -> _Batches:
-    return _Batches(name, data, batch_size=batch_size, shuffle=False, seed=0, device=device)
+) -> Batches:
+    return Batches(name, data, batch_size=batch_size, shuffle=False, seed=0, device=device)
 
 
 def _model_device(model: nn.Module, device: object) -> torch.device:
@@ -802,7 +470,7 @@ def evaluate(
     model = check_model(model)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     dev = _model_device(model, device)
-    _check_loss_fn(loss_fn)
+    _check_callable("loss_fn", loss_fn)
     batches = _eval_batches(data, batch_size, dev)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     return _eval_pass(model, batches, loss_fn, use_amp=False, channels_last=False, keep=True)
@@ -821,7 +489,7 @@ def predict(
     batch_size = check_int("batch_size", batch_size, minimum=1)
     dev = _model_device(model, device)
     if isinstance(data, torch.Tensor | np.ndarray):
-        X = _as_tensor("data", data)
+        X = as_tensor("data", data)
         data = (X, torch.zeros(X.shape[0], dtype=torch.long))  # dummy labels, never checked
     batches = _eval_batches(data, batch_size, dev)
     return _eval_pass(model, batches, None, use_amp=False, channels_last=False, keep=True)["logits"]
