@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,12 +17,9 @@ from torch import nn
 
 from cnnbook import interpret
 from cnnbook.interpret import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     grad_cam,
     grad_cam_from_scratch,
     guided_grad_cam,
-    imagenet_categories,
     integrated_gradients,
     normalize_map,
     occlusion,
@@ -32,9 +27,10 @@ from cnnbook.interpret import (
     preprocess,
     resolve_layer,
     saliency,
-    square_photo,
     top_k,
 )
+from cnnbook.photos import square_photo
+from cnnbook.pretrained import IMAGENET_MEAN, IMAGENET_STD, imagenet_categories, weights_file
 
 
 def small_cnn(seed: int = 0, activation: type[nn.Module] = nn.ReLU, classes: int = 5) -> nn.Module:
@@ -370,8 +366,7 @@ def test_overlay_rejects_bad_heatmaps():
 
 
 def _weights_present() -> bool:
-    name = Path(interpret.torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.url).name
-    return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
+    return weights_file("mobilenet_v2", "IMAGENET1K_V1").is_file()
 
 
 def test_pretrained_missing_offline_says_where(tmp_path, monkeypatch):
