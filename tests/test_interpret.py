@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,21 +17,19 @@ from torch import nn
 
 from cnnbook import interpret
 from cnnbook.interpret import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     grad_cam,
     grad_cam_from_scratch,
     guided_grad_cam,
-    imagenet_categories,
     integrated_gradients,
     normalize_map,
     occlusion,
     preprocess,
     resolve_layer,
     saliency,
-    square_photo,
     top_k,
 )
+from cnnbook.photos import square_photo
+from cnnbook.pretrained import IMAGENET_MEAN, IMAGENET_STD, imagenet_categories, weights_file
 
 
 def small_cnn(seed: int = 0, activation: type[nn.Module] = nn.ReLU, classes: int = 5) -> nn.Module:
@@ -343,8 +339,7 @@ def test_square_photo_rejects_bad_sizes():
 
 
 def _weights_present() -> bool:
-    name = Path(interpret.torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.url).name
-    return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
+    return weights_file("mobilenet_v2", "IMAGENET1K_V1").is_file()
 
 
 def test_pretrained_missing_offline_says_where(tmp_path, monkeypatch):

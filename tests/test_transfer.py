@@ -13,6 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
+from cnnbook import pretrained as P
 from cnnbook import transfer as T
 from cnnbook.data import as_tensors
 from cnnbook.train import fit
@@ -99,19 +100,19 @@ def test_pretrained_mobilenet_loads_and_gets_a_new_head(monkeypatch):
     assert model.classifier[1].out_features == 10
     assert torch.equal(model.features[0][0].weight, reference.features[0][0].weight)
     assert len(T.backbone_blocks(model)) == 19
-    assert T.weights_file() == MIRROR / "mobilenet_v2-b0353104.pth"
+    assert P.weights_file() == MIRROR / "mobilenet_v2-b0353104.pth"
 
 
 def test_missing_weights_offline_say_which_file_goes_where(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("CNNBOOK_OFFLINE", "1")
-    with pytest.raises(T.WeightsNotFoundError) as info:
+    with pytest.raises(P.WeightsNotFoundError) as info:
         T.load_backbone("mobilenet_v2", "IMAGENET1K_V1")
     message = str(info.value)
     assert "mobilenet_v2-b0353104.pth" in message
     assert str(tmp_path / "hub" / "checkpoints") in message
     assert "offline" in message
-    with pytest.raises(T.WeightsNotFoundError, match="download=False"):
+    with pytest.raises(P.WeightsNotFoundError, match="download=False"):
         T.load_backbone("resnet18", "IMAGENET1K_V1", download=False)
 
 
@@ -120,7 +121,7 @@ def test_a_corrupt_weight_file_is_refused(monkeypatch, tmp_path):
     folder = tmp_path / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "mobilenet_v2-b0353104.pth").write_bytes(b"not the real weights")
-    with pytest.raises(T.WeightsCorruptError, match="b0353104"):
+    with pytest.raises(P.WeightsCorruptError, match="b0353104"):
         T.load_backbone("mobilenet_v2", "IMAGENET1K_V1")
 
 
@@ -263,6 +264,14 @@ def test_frozen_batchnorm_survives_deepcopy():
     assert T.unfreeze_batchnorm(clone) == 3
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(T.is_batchnorm_frozen(m) for m in bns), "undoing the copy leaves the original"
+    # ... and really: the original's hook still holds it in eval mode, the copy's is gone.
+    before, clone_before = bn_stats(model), bn_stats(clone)
+    model.train()(batch()[0])
+    clone.train()(batch()[0])
+    assert all(torch.equal(v, bn_stats(model)[k]) for k, v in before.items())
+    assert not torch.equal(
+        clone_before["features.0.1.running_mean"], bn_stats(clone)["features.0.1.running_mean"]
+    )
 
 
 # ----------------------------------------------------------------------------- LR groups
@@ -298,14 +307,14 @@ def test_param_groups_skip_frozen_parameters_and_put_strays_at_backbone_lr():
 
 def test_imagenet_preprocess_resizes_and_normalises():
     x = torch.rand(2, 3, 32, 32)
-    out = T.imagenet_preprocess(x, 64)
+    out = P.imagenet_preprocess(x, 64)
     assert out.shape == (2, 3, 64, 64)
     flat = torch.full((1, 3, 4, 4), 0.5)
-    expected = (0.5 - torch.tensor(T.IMAGENET_MEAN)) / torch.tensor(T.IMAGENET_STD)
-    got = T.imagenet_preprocess(flat, (8, 6))
+    expected = (0.5 - torch.tensor(P.IMAGENET_MEAN)) / torch.tensor(P.IMAGENET_STD)
+    got = P.imagenet_preprocess(flat, (8, 6))
     assert got.shape == (1, 3, 8, 6)
     assert torch.allclose(got[0, :, 3, 2], expected, atol=1e-6)
-    grey = T.imagenet_preprocess(torch.rand(1, 1, 5, 5), 5)
+    grey = P.imagenet_preprocess(torch.rand(1, 1, 5, 5), 5)
     assert grey.shape == (1, 3, 5, 5)
 
 
@@ -314,8 +323,8 @@ def test_imagenet_transform_matches_preprocess_on_a_pil_image():
 
     pixels = torch.randint(0, 256, (12, 12, 3), dtype=torch.uint8)
     image = Image.fromarray(pixels.numpy())
-    a = T.imagenet_transform(12)(image)
-    b = T.imagenet_preprocess(pixels.permute(2, 0, 1)[None].float() / 255, 12)[0]
+    a = P.imagenet_transform(12)(image)
+    b = P.imagenet_preprocess(pixels.permute(2, 0, 1)[None].float() / 255, 12)[0]
     assert torch.allclose(a, b, atol=1e-5)
 
 
@@ -361,7 +370,7 @@ def test_a_written_image_folder_reads_back(tmp_path):
     same_size = T.image_folder(root, 10)
     X10, y10 = as_tensors(same_size)
     order = torch.argsort(labels, stable=True)  # files are listed class by class
-    expected = T.imagenet_preprocess(images[order], 10)
+    expected = P.imagenet_preprocess(images[order], 10)
     assert torch.allclose(X10, expected, atol=0.02), "PNG rounds pixels to 1/255 only"
     assert torch.equal(y10, labels[order])
 
@@ -404,15 +413,15 @@ def test_image_folder_rejects_missing_or_empty_folders(tmp_path):
             ValueError,
             "layer_decay",
         ),
-        (lambda: T.imagenet_preprocess(torch.rand(3, 8, 8), 8), ValueError, "x"),
-        (lambda: T.imagenet_preprocess(torch.rand(1, 3, 8, 8) * 255, 8), ValueError, "x"),
+        (lambda: P.imagenet_preprocess(torch.rand(3, 8, 8), 8), ValueError, "x"),
+        (lambda: P.imagenet_preprocess(torch.rand(1, 3, 8, 8) * 255, 8), ValueError, "x"),
         (
-            lambda: T.imagenet_preprocess(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 8),
+            lambda: P.imagenet_preprocess(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 8),
             TypeError,
             "x",
         ),
-        (lambda: T.imagenet_preprocess(torch.rand(1, 3, 8, 8), 0), ValueError, "size"),
-        (lambda: T.imagenet_transform((8, 8, 8)), ValueError, "size"),
+        (lambda: P.imagenet_preprocess(torch.rand(1, 3, 8, 8), 0), ValueError, "size"),
+        (lambda: P.imagenet_transform((8, 8, 8)), ValueError, "size"),
         (lambda: T.extract_features(TinyNet(), [1, 2]), TypeError, "X"),
         (
             lambda: T.extract_features(TinyNet(), batch(4)[0], batch_size=0),

@@ -23,22 +23,19 @@ otherwise two calls give different maps.
 :func:`grad_cam_from_scratch` computes Grad-CAM with a forward hook and a gradient hook
 instead of Captum; chapter 13 derives it and checks it against :func:`grad_cam`.
 :func:`guided_copy` makes MobileNetV2's ReLU6 visible to Captum's guided backprop.
-Helpers for real photos: :func:`pretrained_mobilenet_v2`, :func:`square_photo`,
-:func:`preprocess`, :func:`imagenet_categories`, :func:`top_k`.
+Helpers for real photos: :func:`pretrained_mobilenet_v2`, :func:`preprocess`, :func:`top_k`
+(built on ``cnnbook.pretrained`` and ``cnnbook.photos.square_photo``).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import warnings
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from captum.attr import (
     GuidedGradCam,
     IntegratedGradients,
@@ -51,11 +48,13 @@ from torch import nn
 
 from cnnbook._checks import check_array, check_int
 from cnnbook._torch_checks import check_model
-from cnnbook.runtime import is_offline
-
-# Channel statistics of ImageNet's training images, which torchvision's weights expect.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from cnnbook.photos import photo_as_float, square_photo
+from cnnbook.pretrained import (
+    IMAGENET_WEIGHTS,
+    imagenet_categories,
+    imagenet_normalize,
+    load_pretrained,
+)
 
 
 class Prediction(NamedTuple):
@@ -69,67 +68,18 @@ class Prediction(NamedTuple):
 # --------------------------------------------------------------------------- photos and model
 
 
-@functools.cache
-def imagenet_categories() -> tuple[str, ...]:
-    """The 1,000 ImageNet class names in index order (from torchvision; works offline)."""
-    weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
-    return tuple(weights.meta["categories"])
-
-
 def pretrained_mobilenet_v2() -> nn.Module:
     """torchvision's ImageNet MobileNetV2 (weights IMAGENET1K_V1) in eval mode, frozen.
 
-    The weights come from torch's cache (``$TORCH_HOME/hub/checkpoints``), downloading
-    them when online. Offline without the file, a FileNotFoundError says where to put it.
+    Loaded by ``cnnbook.pretrained.load_pretrained``: the file in torch's cache
+    (``$TORCH_HOME/hub/checkpoints``) is checked against its SHA-256, downloaded when
+    missing and online; offline without it, a WeightsNotFoundError says where to put it.
     The parameters do not require gradients (attribution needs gradients with respect to
     the input and activations only, which is cheaper); the input still gets them.
     """
-    weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
-    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    if not path.is_file() and is_offline():
-        raise FileNotFoundError(
-            f"the MobileNetV2 ImageNet weights are not at {path} and the machine is offline: "
-            f"copy {Path(weights.url).name} (from {weights.url}) there, or set TORCH_HOME to "
-            "a folder whose hub/checkpoints holds it (the book's CI uses ../shared/data/torch)"
-        )
-    model = torchvision.models.mobilenet_v2(weights=weights).eval()
+    model = load_pretrained("mobilenet_v2", IMAGENET_WEIGHTS).eval()
     model.requires_grad_(False)
     return model
-
-
-def _photo(name: str, image: object) -> np.ndarray:
-    """Validate a photo: (H, W) or (H, W, 3), uint8 in [0, 255] or floats in [0, 1]."""
-    image = check_array(name, image)
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"{name} must have shape (H, W) or (H, W, 3), got {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"{name} must not be empty, got shape {image.shape}")
-    if np.issubdtype(image.dtype, np.integer):
-        if image.min() < 0 or image.max() > 255:
-            raise ValueError(f"{name} of integer dtype must hold values in [0, 255]")
-        return image.astype(np.float32) / 255.0
-    if not np.all(np.isfinite(image)) or image.min() < 0 or image.max() > 1:
-        raise ValueError(f"{name} of float dtype must hold finite values in [0, 1]")
-    return image.astype(np.float32)
-
-
-def square_photo(image: np.ndarray, size: int = 224) -> np.ndarray:
-    """The largest centred square of a photo, resized (bilinear, antialiased) to size x size.
-
-    image: (H, W) or (H, W, 3), uint8 or floats in [0, 1]. Returns (size, size, 3) float32
-    in [0, 1]: exactly the picture the model sees, so draw attribution maps on this.
-    """
-    photo = _photo("image", image)
-    size = check_int("size", size, minimum=8)
-    if photo.ndim == 2:
-        photo = np.repeat(photo[:, :, None], 3, axis=2)  # grey: same value in R, G, B
-    H, W = photo.shape[:2]
-    side = min(H, W)
-    top, left = (H - side) // 2, (W - side) // 2
-    crop = torch.from_numpy(np.ascontiguousarray(photo[top : top + side, left : left + side]))
-    crop = crop.permute(2, 0, 1)[None]  # (1, 3, side, side)
-    resized = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True)
-    return resized[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
 
 def preprocess(image: np.ndarray, size: int = 224) -> torch.Tensor:
@@ -139,9 +89,7 @@ def preprocess(image: np.ndarray, size: int = 224) -> torch.Tensor:
     Returns x: (1, 3, size, size) float32, (value - IMAGENET_MEAN) / IMAGENET_STD per channel.
     """
     photo = torch.from_numpy(square_photo(image, size)).permute(2, 0, 1)  # (3, size, size)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return ((photo - mean) / std)[None]
+    return imagenet_normalize(photo)[None]
 
 
 # --------------------------------------------------------------------------- argument checks

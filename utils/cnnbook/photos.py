@@ -1,6 +1,7 @@
 """Real photos that ship with scikit-image and scikit-learn, and small helpers for them.
 
-Everything here works offline and needs no torch, so the widgets can use it cheaply.
+Everything here works offline; only ``square_photo`` needs torch (imported when called),
+so the widgets can use the rest cheaply.
 ``cnnbook.data`` re-exports these names, so chapters can load photos and datasets from
 one place.
 """
@@ -61,22 +62,47 @@ def sample_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
-def photo_as_float(image: np.ndarray) -> np.ndarray:
+def photo_as_float(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     """Validate a photo and scale it to floats.
 
-    image: (H, W) or (H, W, 3), integers in [0, 255] or floats in [0, 1].
-    Returns the same shape as float64 in [0, 1].
+    image: (H, W) or (H, W, 3), integers in [0, 255] or floats in [0, 1]; errors name
+    it ``name``. Returns the same shape as float64 in [0, 1].
     """
-    image = check_array("image", image)
+    image = check_array(name, image)
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"image must have shape (H, W) or (H, W, 3), got {image.shape}")
+        raise ValueError(f"{name} must have shape (H, W) or (H, W, 3), got {image.shape}")
     if np.issubdtype(image.dtype, np.integer):
         if image.size and (image.min() < 0 or image.max() > 255):
-            raise ValueError("image of integer dtype must hold values in [0, 255]")
+            raise ValueError(f"{name} of integer dtype must hold values in [0, 255]")
         return image / 255.0
     if not np.all(np.isfinite(image)) or (image.size and (image.min() < 0 or image.max() > 1)):
-        raise ValueError("image of float dtype must hold finite values in [0, 1]")
+        raise ValueError(f"{name} of float dtype must hold finite values in [0, 1]")
     return image.astype(np.float64)
+
+
+def square_photo(image: np.ndarray, size: int = 224) -> np.ndarray:
+    """The largest centred square of a photo, resized (bilinear, antialiased) to size x size.
+
+    image: (H, W) or (H, W, 3), uint8 or floats in [0, 1]; grey becomes three equal
+    channels. Returns (size, size, 3) float32 in [0, 1]: for a network, exactly the
+    picture it sees (so draw attribution maps on this one).
+    """
+    import torch  # here: the rest of this module works without torch
+    import torch.nn.functional as F
+
+    photo = photo_as_float(image).astype(np.float32)
+    size = check_int("size", size, minimum=8)
+    H, W = photo.shape[:2]
+    if H < 1 or W < 1:
+        raise ValueError(f"image must not be empty, got shape {photo.shape}")
+    if photo.ndim == 2:
+        photo = np.repeat(photo[:, :, None], 3, axis=2)
+    side = min(H, W)
+    top, left = (H - side) // 2, (W - side) // 2
+    crop = torch.from_numpy(np.ascontiguousarray(photo[top : top + side, left : left + side]))
+    crop = crop.permute(2, 0, 1)[None]  # (1, 3, side, side)
+    resized = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True)
+    return resized[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

@@ -2,14 +2,15 @@
 
 The pieces, in the order chapter 11 uses them:
 
-- ``load_backbone``: a torchvision classifier with pretrained weights (verified, and with
-  a clear error when they are missing offline), optionally with a new head;
+- ``load_backbone``: a torchvision classifier with pretrained weights, loaded by
+  ``cnnbook.pretrained.load_pretrained`` (SHA-256-verified, with a clear error when they
+  are missing offline), optionally with a new head;
 - ``head_name`` / ``replace_head`` / ``backbone_blocks``: where the head and the blocks are;
 - ``freeze_backbone`` / ``unfreeze``: which parameters train (all, the head, the top k blocks);
 - ``freeze_batchnorm`` / ``unfreeze_batchnorm``: BatchNorm layers that keep using (and
   never update) their ImageNet statistics while the rest of the model trains;
 - ``param_groups``: optimizer groups with a lower, layer-wise decayed LR for the backbone;
-- ``imagenet_preprocess`` / ``imagenet_transform``: resize and normalise like ImageNet;
+- (``cnnbook.pretrained.imagenet_preprocess`` resizes and normalises images like ImageNet);
 - ``feature_extractor`` / ``extract_features`` / ``fit_head``: train only a head on
   features computed once (the fast path when the backbone is frozen);
 - ``image_folder`` / ``save_image_folder``: a reader's own images, one folder per class.
@@ -24,31 +25,21 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.hooks import RemovableHandle
 
-from cnnbook._checks import check_int, check_pair
+from cnnbook._checks import check_bool, check_int
 from cnnbook._torch_checks import eval_mode
-from cnnbook.integrity import sha256_file
-from cnnbook.runtime import is_offline
+from cnnbook.pretrained import imagenet_transform, load_pretrained
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Pretrained weights are not in the torch hub cache and could not be downloaded."""
-
-
-class WeightsCorruptError(OSError):
-    """A cached weight file does not match the SHA-256 prefix in its name."""
 
 
 # --------------------------------------------------------------------------- loading
@@ -68,67 +59,6 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _resolve_weights(arch: str, weights: object) -> torchvision.models.WeightsEnum | None:
-    """``weights`` as torchvision's enum member (None stays None: random initialisation)."""
-    if weights is None:
-        return None
-    enum = torchvision.models.get_model_weights(arch)
-    if isinstance(weights, enum):
-        return weights
-    if not isinstance(weights, str):
-        raise TypeError(f"weights must be a name such as 'IMAGENET1K_V1' or None, got {weights!r}")
-    names = tuple(enum.__members__)
-    if weights not in names:
-        raise ValueError(f"weights must be one of {names} for {arch}, got {weights!r}")
-    return enum[weights]
-
-
-def weights_file(arch: str = "mobilenet_v2", weights: str = "IMAGENET1K_V1") -> Path:
-    """Where torchvision keeps (or downloads) the weight file: ``$TORCH_HOME/hub/checkpoints/``."""
-    arch = _check_arch(arch)
-    member = _resolve_weights(arch, weights)
-    if member is None:
-        raise ValueError("weights must name pretrained weights, got None")
-    name = os.path.basename(member.url)
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
-
-
-def _check_arch(arch: object) -> str:
-    if not isinstance(arch, str):
-        raise TypeError(f"arch must be a torchvision model name such as 'resnet18', got {arch!r}")
-    names = torchvision.models.list_models(module=torchvision.models)
-    if arch not in names:
-        raise ValueError(f"arch must be a torchvision classification model, got {arch!r}")
-    return arch
-
-
-def _verify(path: Path) -> None:
-    """torchvision names its files ``<name>-<first hex digits of the SHA-256>.pth``."""
-    prefix = path.stem.rsplit("-", 1)[-1]
-    digest = sha256_file(path)
-    if not digest.startswith(prefix.lower()):
-        raise WeightsCorruptError(
-            f"{path} is corrupt or was replaced: its SHA-256 starts with {digest[:12]}, "
-            f"but the file name promises {prefix}. Delete it (it is downloaded again online) "
-            "or replace it with the original file."
-        )
-
-
-def _missing_help(arch: str, member: object, path: Path, reason: str) -> str:
-    return (
-        f"The {arch} weights {member} are not available: {path} does not exist and "
-        f"{reason}.\nTo fix it, download {member.url}\nand put it, unchanged and with that "
-        f"name, into {path.parent}/ (set TORCH_HOME to use another cache folder; torchvision "
-        "looks in $TORCH_HOME/hub/checkpoints), or run once online."
-    )
-
-
 def load_backbone(
     arch: str = "mobilenet_v2",
     weights: str | None = "IMAGENET1K_V1",
@@ -138,43 +68,15 @@ def load_backbone(
 ) -> nn.Module:
     """A torchvision classifier, pretrained (``weights``) or randomly initialised (None).
 
-    arch: a torchvision model name ("mobilenet_v2", "resnet18", "efficientnet_b0", ...).
-    weights: the name of one of its weight sets; offline only MobileNetV2 "IMAGENET1K_V1"
-        is in the book's mirror (note "DEFAULT" is V2 for MobileNetV2, a different file).
+    Loaded by ``cnnbook.pretrained.load_pretrained`` (SHA-256-checked weight file, and an
+    offline error saying which file to put where; see there for arch, weights, download).
     num_classes: if given, the 1000-class ImageNet head is replaced by a new linear layer
-        with this many outputs (seeded, see ``replace_head``).
-    download: None downloads only when the file is missing and the machine is online.
-    A cached file is checked against the SHA-256 prefix in its name (WeightsCorruptError);
-    a missing file that cannot be downloaded raises WeightsNotFoundError saying where to
-    put which file. The model is returned in training mode, on the CPU.
+    with this many outputs (seeded, see ``replace_head``). The model is returned in
+    training mode, on the CPU.
     """
-    arch = _check_arch(arch)
-    member = _resolve_weights(arch, weights)
-    if download is not None:
-        _check_bool("download", download)
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, minimum=1)
-    if member is not None:
-        path = weights_file(arch, member.name)
-        if path.is_file():
-            _verify(path)
-        else:
-            allowed = (not is_offline()) if download is None else download
-            if not allowed:
-                reason = (
-                    "download=False was passed"
-                    if download is False
-                    else "this machine is offline (CNNBOOK_OFFLINE=0 forces a download attempt)"
-                )
-                raise WeightsNotFoundError(_missing_help(arch, member, path, reason))
-    try:
-        model = torchvision.models.get_model(arch, weights=member)
-    except (OSError, RuntimeError) as err:  # a failed download (URLError is an OSError)
-        if member is None:
-            raise
-        path = weights_file(arch, member.name)
-        reason = f"the download failed ({err})"
-        raise WeightsNotFoundError(_missing_help(arch, member, path, reason)) from err
+    model = load_pretrained(arch, weights, download=download)
     if num_classes is not None:
         replace_head(model, num_classes)
     return model
@@ -245,6 +147,18 @@ def backbone_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
 # --------------------------------------------------------------------------- BatchNorm
 
 
+# Public BatchNorm classes (the lazy variants subclass these); InstanceNorm is not one.
+BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+# Attribute of a frozen layer: its hook's handle, and whether the affine parameters froze.
+_FROZEN = "_cnnbook_frozen_batchnorm"
+
+
+@dataclass
+class _Frozen:
+    handle: RemovableHandle  # deepcopy copies it onto the copy's own hook (same id)
+    affine: bool = False
+
+
 def _stay_in_eval(module: nn.Module, args: tuple) -> None:
     """Forward pre-hook: ``model.train()`` sets every layer to training mode (``fit`` calls
     it each epoch); resetting the flag right before each call keeps this layer in eval
@@ -252,8 +166,8 @@ def _stay_in_eval(module: nn.Module, args: tuple) -> None:
     module.training = False
 
 
-def _batchnorms(module: nn.Module) -> list[_BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, _BatchNorm)]
+def _batchnorms(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, BATCHNORM_TYPES)]
 
 
 def freeze_batchnorm(module: nn.Module, *, affine: bool = False) -> int:
@@ -261,19 +175,23 @@ def freeze_batchnorm(module: nn.Module, *, affine: bool = False) -> int:
 
     They normalise with their stored (e.g. ImageNet) running mean and variance and do not
     update them. affine: also freeze their scale and shift (gamma, beta). Returns the
-    number of BatchNorm layers. Undo with ``unfreeze_batchnorm``.
+    number of BatchNorm layers. Undo with ``unfreeze_batchnorm``. Each layer keeps the
+    handle of its hook, so a ``copy.deepcopy`` of the model stays frozen and is undone
+    on its own.
     """
     module = _check_module("module", module)
-    _check_bool("affine", affine)
+    check_bool("affine", affine)
     layers = _batchnorms(module)
     for bn in layers:
-        if _stay_in_eval not in bn._forward_pre_hooks.values():
-            bn.register_forward_pre_hook(_stay_in_eval)
+        state = getattr(bn, _FROZEN, None)
+        if state is None:
+            state = _Frozen(bn.register_forward_pre_hook(_stay_in_eval))
+            setattr(bn, _FROZEN, state)
         bn.training = False
         if affine:
             for p in bn.parameters(recurse=False):
                 p.requires_grad_(False)
-            bn._cnnbook_affine_frozen = True  # so that unfreeze_batchnorm restores only these
+            state.affine = True  # so that unfreeze_batchnorm restores only these
     return len(layers)
 
 
@@ -283,24 +201,23 @@ def unfreeze_batchnorm(module: nn.Module) -> int:
     module = _check_module("module", module)
     changed = 0
     for bn in _batchnorms(module):
-        hooks = bn._forward_pre_hooks
-        ids = [key for key, hook in hooks.items() if hook is _stay_in_eval]
-        for key in ids:
-            del hooks[key]
-        if getattr(bn, "_cnnbook_affine_frozen", False):
+        state = getattr(bn, _FROZEN, None)
+        if state is None:
+            continue
+        state.handle.remove()
+        delattr(bn, _FROZEN)
+        if state.affine:
             for p in bn.parameters(recurse=False):
                 p.requires_grad_(True)
-            del bn._cnnbook_affine_frozen
-        if ids:
-            bn.training = module.training
-            changed += 1
+        bn.training = module.training
+        changed += 1
     return changed
 
 
 def is_batchnorm_frozen(module: nn.Module) -> bool:
     """True if ``module`` is a BatchNorm layer held in eval mode by ``freeze_batchnorm``."""
     _check_module("module", module)
-    return isinstance(module, _BatchNorm) and _stay_in_eval in module._forward_pre_hooks.values()
+    return isinstance(module, BATCHNORM_TYPES) and getattr(module, _FROZEN, None) is not None
 
 
 # --------------------------------------------------------------------------- freezing
@@ -328,7 +245,7 @@ def freeze_backbone(model: nn.Module, *, top_blocks: int = 0, batchnorm: bool = 
         raise ValueError(
             f"top_blocks must be <= {len(blocks)} (the backbone's blocks), got {top_blocks}"
         )
-    _check_bool("batchnorm", batchnorm)
+    check_bool("batchnorm", batchnorm)
     model.requires_grad_(False)
     unfreeze_batchnorm(model)
     n_frozen = len(blocks) - top_blocks
@@ -383,55 +300,6 @@ def param_groups(
         groups.append({"params": take(block), "lr": lr, "name": block_name})
     groups.append({"params": take(model), "lr": backbone_lr, "name": "other"})
     return [g for g in groups if g["params"]]
-
-
-# --------------------------------------------------------------------------- preprocessing
-
-
-def imagenet_preprocess(x: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
-    """Resize images to ``size`` and normalise them with ImageNet's mean and std.
-
-    x: (N, C, H, W) float in [0, 1], C = 3 (RGB) or 1 (grey, repeated to 3 channels).
-    size: the output side, or (H_out, W_out). Small images (CIFAR's 32 x 32) are
-    upsampled bilinearly: pretrained filters expect objects at roughly ImageNet scale.
-    Returns (N, 3, H_out, W_out) float32.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"x must have shape (N, 3 or 1, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must hold floats in [0, 1], got dtype {x.dtype} (divide by 255)")
-    H_out, W_out = check_pair("size", size, minimum=1)
-    if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
-        raise ValueError(f"x must hold pixel values in [0, 1], got [{x.min():.3g}, {x.max():.3g}]")
-    x = x.float().expand(-1, 3, -1, -1)  # grey -> RGB without a copy
-    x = nn.functional.interpolate(
-        x, size=(H_out, W_out), mode="bilinear", align_corners=False, antialias=True
-    )
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def _to_rgb(image: object) -> object:
-    # Module level (not a lambda) so DataLoader workers can pickle the transform.
-    return image.convert("RGB")
-
-
-def imagenet_transform(size: int | Sequence[int]) -> Callable:
-    """The same preprocessing for PIL images (e.g. an ImageFolder): RGB, resize, to tensor,
-    normalise. Returns a torchvision transform giving (3, H_out, W_out) float32."""
-    H_out, W_out = check_pair("size", size, minimum=1)
-    T = torchvision.transforms
-    return T.Compose(
-        [
-            T.Lambda(_to_rgb),
-            T.Resize((H_out, W_out), antialias=True),
-            T.ToTensor(),
-            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
 
 
 # --------------------------------------------------------------------------- frozen features

@@ -30,7 +30,7 @@ import numpy as np
 
 from cnnbook._checks import check_int
 from cnnbook.arith import Conv, Pool, conv_output_size, pool_output_size, receptive_field
-from cnnbook.photos import photo_as_float
+from cnnbook.photos import photo_as_float, square_photo
 from cnnbook.widgets._html import StaticFallback, pack_uint, render_widget
 from cnnbook.widgets.static import field_box, receptive_field_figure
 
@@ -192,21 +192,14 @@ def stack_index(keys: Sequence[str], options: Sequence[str]) -> int:
 
 
 def _square_photo(image: object, size: int) -> np.ndarray:
-    """Centre-crop ``image`` to a square and resize it: returns (size, size, 3) uint8."""
-    from skimage.transform import resize  # imported here: skimage.transform loads slowly
-
+    """``photos.square_photo`` as (size, size, 3) uint8, for a photo the field can be seen on."""
     values = photo_as_float(image)  # (H, W) or (H, W, 3) in [0, 1], validated
     H, W = values.shape[:2]
     if min(H, W) < 16:
         raise ValueError(f"image must be at least 16 x 16 pixels, got {H} x {W}")
     if values.max() == values.min():
         raise ValueError("image must not be constant: the effective field is measured on it")
-    side = min(H, W)
-    top, left = (H - side) // 2, (W - side) // 2
-    square = values[top : top + side, left : left + side]
-    if square.ndim == 2:
-        square = np.repeat(square[:, :, None], 3, axis=2)
-    small = resize(square, (size, size), anti_aliasing=side > size)
+    small = square_photo(values, size)  # (size, size, 3) float32 in [0, 1]
     return np.clip(np.round(small * 255), 0, 255).astype(np.uint8)
 
 
