@@ -13,7 +13,7 @@ import pytest
 from browser_utils import checked_book_page, ready_widget, skip_unless_in_book, widget_page
 
 from cnnbook.arith import receptive_field
-from cnnbook.data import sample_photo
+from cnnbook.photos import sample_photo
 from cnnbook.widgets.receptive_field import ReceptiveField, stack_specs
 
 sync_api = pytest.importorskip("playwright.sync_api")

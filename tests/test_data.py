@@ -12,13 +12,9 @@ import torch
 import torchvision
 from PIL import Image
 
-from cnnbook import data, image_arrays
-from cnnbook.data import (
-    CIFAR10_CLASSES,
-    SAMPLE_PHOTOS,
-    DatasetCorruptError,
-    DatasetNotFoundError,
-)
+from cnnbook import data, image_arrays, photos
+from cnnbook.data import CIFAR10_CLASSES, DatasetCorruptError, DatasetNotFoundError
+from cnnbook.photos import SAMPLE_PHOTOS
 
 REPO = Path(__file__).resolve().parent.parent
 IDX_FILES = tuple(data.MNIST_SHA256)
@@ -386,7 +382,7 @@ def test_load_digits():
 
 @pytest.mark.parametrize("name", sorted(SAMPLE_PHOTOS))
 def test_sample_photo(name):
-    photo = data.sample_photo(name)
+    photo = photos.sample_photo(name)
     assert photo.dtype == np.uint8 and min(photo.shape[:2]) >= 100
     assert photo.shape == photo.shape[:2] + (() if name in GREY_PHOTOS else (3,))
     licences = ("CC0", "CC BY", "public domain", "no known copyright")
@@ -395,29 +391,29 @@ def test_sample_photo(name):
 
 def test_sample_photo_rejects_unknown_names():
     with pytest.raises(ValueError, match="name must be one of .*chelsea.*flower"):
-        data.sample_photo("lena")
+        photos.sample_photo("lena")
     with pytest.raises(TypeError, match="name"):
-        data.sample_photo(3)
+        photos.sample_photo(3)
 
 
 def test_to_gray_uses_601_luma():
     rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], dtype=np.uint8)
-    assert np.allclose(data.to_gray(rgb), [[0.299, 0.587, 0.114, 1.0]])
-    photo = data.sample_photo("chelsea")
+    assert np.allclose(photos.to_gray(rgb), [[0.299, 0.587, 0.114, 1.0]])
+    photo = photos.sample_photo("chelsea")
     pil = np.asarray(Image.fromarray(photo).convert("L")) / 255
-    assert np.abs(data.to_gray(photo) - pil).max() <= 1 / 255
-    camera = data.sample_photo("camera")
-    assert np.array_equal(data.to_gray(camera), camera / 255)
-    assert data.to_gray(photo / 255.0).dtype == np.float64
+    assert np.abs(photos.to_gray(photo) - pil).max() <= 1 / 255
+    camera = photos.sample_photo("camera")
+    assert np.array_equal(photos.to_gray(camera), camera / 255)
+    assert photos.to_gray(photo / 255.0).dtype == np.float64
 
 
 def test_crop_patch_copies_the_window():
-    photo = data.sample_photo("astronaut")
-    patch = data.crop_patch(photo, 10, 20, 32)
+    photo = photos.sample_photo("astronaut")
+    patch = photos.crop_patch(photo, 10, 20, 32)
     assert np.array_equal(patch, photo[10:42, 20:52]) and patch.shape == (32, 32, 3)
     patch[:] = 0
     assert photo[10:42, 20:52].any()
-    assert data.crop_patch(photo[..., 0], 0, 0, (3, 4)).shape == (3, 4)
+    assert photos.crop_patch(photo[..., 0], 0, 0, (3, 4)).shape == (3, 4)
 
 
 @pytest.mark.parametrize(
@@ -426,16 +422,16 @@ def test_crop_patch_copies_the_window():
         (lambda: data.mnist(train="yes"), TypeError, "train"),
         (lambda: data.fashion_mnist(transform=3), TypeError, "transform"),
         (lambda: data.cifar10(download="no"), TypeError, "download"),
-        (lambda: data.to_gray([[0.5]]), TypeError, "image"),
-        (lambda: data.to_gray(np.zeros((4, 4, 4))), ValueError, "image"),
-        (lambda: data.to_gray(np.full((2, 2), 3.0)), ValueError, "image"),
-        (lambda: data.to_gray(np.full((2, 2), 300)), ValueError, "image"),
-        (lambda: data.crop_patch(np.zeros((8, 8)), 5, 0, 4), ValueError, "top"),
-        (lambda: data.crop_patch(np.zeros((8, 8)), 0, 6, (2, 3)), ValueError, "left"),
-        (lambda: data.crop_patch(np.zeros((8, 8)), -1, 0, 2), ValueError, "top"),
-        (lambda: data.crop_patch(np.zeros((8, 8)), 0, 0, 0), ValueError, "size"),
-        (lambda: data.crop_patch(np.zeros((8, 8)), 0, 0, 2.0), TypeError, "size"),
-        (lambda: data.crop_patch(np.zeros(8), 0, 0, 2), ValueError, "image"),
+        (lambda: photos.to_gray([[0.5]]), TypeError, "image"),
+        (lambda: photos.to_gray(np.zeros((4, 4, 4))), ValueError, "image"),
+        (lambda: photos.to_gray(np.full((2, 2), 3.0)), ValueError, "image"),
+        (lambda: photos.to_gray(np.full((2, 2), 300)), ValueError, "image"),
+        (lambda: photos.crop_patch(np.zeros((8, 8)), 5, 0, 4), ValueError, "top"),
+        (lambda: photos.crop_patch(np.zeros((8, 8)), 0, 6, (2, 3)), ValueError, "left"),
+        (lambda: photos.crop_patch(np.zeros((8, 8)), -1, 0, 2), ValueError, "top"),
+        (lambda: photos.crop_patch(np.zeros((8, 8)), 0, 0, 0), ValueError, "size"),
+        (lambda: photos.crop_patch(np.zeros((8, 8)), 0, 0, 2.0), TypeError, "size"),
+        (lambda: photos.crop_patch(np.zeros(8), 0, 0, 2), ValueError, "image"),
     ],
 )
 def test_bad_inputs_name_the_argument(call, error, name):
@@ -444,7 +440,7 @@ def test_bad_inputs_name_the_argument(call, error, name):
 
 
 def test_photo_as_float_scales_and_validates():
-    from cnnbook.data import photo_as_float
+    from cnnbook.photos import photo_as_float
 
     rgb = np.array([[[0, 128, 255]]], dtype=np.uint8)
     assert np.allclose(photo_as_float(rgb), [[[0.0, 128 / 255, 1.0]]])

@@ -14,11 +14,10 @@ import torch
 from torch import nn
 
 from cnnbook import fast_train
+from cnnbook.checkpoints import load_checkpoint, save_checkpoint
 from cnnbook.fast_recipe import Recipe
 from cnnbook.fast_train import EMA, evaluate_fast, lr_factor, predict_logits, train_fast
-from cnnbook.checkpoints import load_checkpoint, save_checkpoint
 from cnnbook.models.cifar_resnet import CifarResNet, cifar_resnet, resnet9
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -351,7 +351,7 @@ def test_pretrained_missing_offline_says_where(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not _weights_present(), reason="MobileNetV2 weights not in TORCH_HOME")
 def test_pretrained_model_sees_the_cat():
-    from cnnbook.data import sample_photo
+    from cnnbook.photos import sample_photo
 
     model = interpret.pretrained_mobilenet_v2()
     assert not model.training and not any(p.requires_grad for p in model.parameters())

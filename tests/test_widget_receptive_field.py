@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from browser_utils import assert_self_contained, embedded_data, widget_script
 
 from cnnbook.arith import analyze
-from cnnbook.data import sample_photo
+from cnnbook.photos import sample_photo
 from cnnbook.widgets import ReceptiveField as ExportedReceptiveField
 from cnnbook.widgets._html import pack_uint, read_asset
 from cnnbook.widgets.receptive_field import (

@@ -17,7 +17,7 @@ from PIL import Image
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cnnbook.data import sample_photo  # noqa: E402
+from cnnbook.photos import sample_photo  # noqa: E402
 from cnnbook.widgets import ConvArithmetic, ReceptiveField, SlidingKernel  # noqa: E402
 from cnnbook.widgets._html import MAX_STATIC_PNG_BYTES, render_widget  # noqa: E402
 from cnnbook.widgets.live import LiveExplorer, explorer  # noqa: E402

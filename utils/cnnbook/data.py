@@ -1,4 +1,4 @@
-"""Datasets and photos for the book: MNIST, Fashion-MNIST, CIFAR-10, digits, sample photos.
+"""Datasets for the book: MNIST, Fashion-MNIST, CIFAR-10, digits (photos: ``cnnbook.photos``).
 
 Where the loaders look, in order (``data_roots()``):
 
@@ -32,13 +32,6 @@ from cnnbook.image_arrays import (
     cifar_jpg_split,
     gather,
     raw_arrays,
-)
-from cnnbook.photos import (  # noqa: F401 - re-exported: chapters load photos and data from here
-    SAMPLE_PHOTOS,
-    crop_patch,
-    photo_as_float,
-    sample_photo,
-    to_gray,
 )
 from cnnbook.runtime import is_offline
 

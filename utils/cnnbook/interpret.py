@@ -48,7 +48,7 @@ from torch import nn
 
 from cnnbook._checks import check_array, check_int
 from cnnbook._torch_checks import check_model
-from cnnbook.photos import photo_as_float, square_photo
+from cnnbook.photos import square_photo
 from cnnbook.pretrained import (
     IMAGENET_WEIGHTS,
     imagenet_categories,
