@@ -3,17 +3,19 @@
     python benchmarks/time_to_accuracy.py [--dataset fashion|mnist] [--baseline-epochs 10]
         [--book-epochs 6] [--threads 2] [--seed 0] [--skip-baseline] [book recipe options]
 
-Both recipes train LeNet-5's shapes on the same machine, in the same process, and are
-evaluated on the test set after every epoch:
+Both recipes train the book's LeNet-5 (``cnnbook.models.lenet.LeNet``, the network chapter
+7 derives) on the same machine, in the same process, and are evaluated on the test set
+after every epoch:
 
 - **baseline** (the classic recipe): sigmoid activations, average pooling, Glorot (Xavier)
   initialisation, plain SGD with lr 0.1, batch 128; images are decoded from PIL by a
   DataLoader (``ToTensor``) every epoch. (``--baseline-init default`` keeps PyTorch's
   initialisation, with which this network stays at chance accuracy for 10 epochs.)
-- **book** (the recipe the LeNet chapter teaches): ReLU, max pooling, BatchNorm after each
-  convolution; the images are held in memory as one standardised tensor (``fit``'s
-  ``(X, y)`` fast path, no DataLoader); Adam with a one-cycle learning-rate schedule, a
-  larger batch.
+- **book** (the recipe the LeNet chapter teaches): ReLU, max pooling, plus by default a
+  BatchNorm after each convolution, which chapter 7's network does not have
+  (``--no-batchnorm`` trains chapter 7's network exactly); the images are held in memory
+  as one standardised tensor (``fit``'s ``(X, y)`` fast path, no DataLoader); Adam with a
+  one-cycle learning-rate schedule, a larger batch.
 
 Times are wall seconds from the start of a recipe: the book's include turning the dataset
 into tensors, both include the per-epoch test evaluation (each recipe pays it alike). The
@@ -44,6 +46,7 @@ from torchvision.transforms import ToTensor
 
 from cnnbook.data import as_tensors, fashion_mnist, mnist
 from cnnbook.history import History
+from cnnbook.models.lenet import LeNet
 from cnnbook.train import fit
 
 LOADERS = {"fashion": fashion_mnist, "mnist": mnist}
@@ -51,34 +54,6 @@ TITLES = {"fashion": "Fashion-MNIST", "mnist": "MNIST"}
 # Test accuracy the LeNet chapter (7) asserts in its quick profile.
 CHAPTER7_TARGETS = {"mnist": 0.985, "fashion": 0.89}
 GOAL_RATIO = 0.25  # issue 4: book time to the baseline's accuracy <= 1/4 of baseline time
-
-
-# ----------------------------------------------------------------------------- models
-
-
-def lenet(activation: type[nn.Module], pool: type[nn.Module], batchnorm: bool) -> nn.Sequential:
-    """LeNet-5's shapes: x (N, 1, 28, 28) -> logits (N, 10).
-
-    padding=2 makes the 28x28 input act as LeNet's 32x32. With ``batchnorm`` each
-    convolution is followed by BatchNorm2d, and its bias is dropped (BN's shift replaces it).
-    """
-
-    def conv(c_in: int, c_out: int, padding: int) -> list[nn.Module]:
-        layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 5, padding=padding, bias=not batchnorm)]
-        if batchnorm:
-            layers.append(nn.BatchNorm2d(c_out))
-        return [*layers, activation(), pool(2)]
-
-    return nn.Sequential(
-        *conv(1, 6, padding=2),  # (N, 6, 28, 28) -> pool -> (N, 6, 14, 14)
-        *conv(6, 16, padding=0),  # (N, 16, 10, 10) -> pool -> (N, 16, 5, 5)
-        nn.Flatten(),  # (N, 400)
-        nn.Linear(16 * 5 * 5, 120),
-        activation(),
-        nn.Linear(120, 84),
-        activation(),
-        nn.Linear(84, 10),
-    )
 
 
 # ----------------------------------------------------------------------------- runs
@@ -130,7 +105,7 @@ def run_baseline(dataset: str, epochs: int, lr: float, init: str, seed: int) -> 
     train_loader = DataLoader(train_set, batch_size=128, shuffle=True, generator=generator)
     test_loader = DataLoader(test_set, batch_size=128)
     torch.manual_seed(seed)
-    model = lenet(nn.Sigmoid, nn.AvgPool2d, batchnorm=False)
+    model = LeNet(activation="sigmoid", pool="avg")
     if init == "xavier":
         xavier_init(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
@@ -164,7 +139,7 @@ def run_book(dataset: str, args: argparse.Namespace) -> Run:
     test = (standardise(X_test, mean, std), y_test)
 
     torch.manual_seed(args.seed)
-    model = lenet(nn.ReLU, nn.MaxPool2d, batchnorm=args.batchnorm)
+    model = LeNet(batchnorm=args.batchnorm)
     if args.optimizer == "adam":
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     else:

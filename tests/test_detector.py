@@ -9,14 +9,8 @@ import torch
 import torchvision
 
 from cnnbook.detection import box_iou, encode_boxes, match_anchors
-from cnnbook.detector import (
-    IGNORE,
-    GridDetector,
-    assign_targets,
-    decode_detections,
-    detection_loss,
-    focal_loss,
-)
+from cnnbook.detector import IGNORE, assign_targets, decode_detections, detection_loss
+from cnnbook.models.grid_detector import GridDetector
 
 
 def one_target(boxes: list[list[float]], labels: list[int]) -> dict:
@@ -87,14 +81,28 @@ def test_assign_targets_equals_match_anchors_image_by_image():
             )
 
 
-def test_focal_loss_matches_torchvision():
+def test_classification_loss_is_torchvisions_focal_loss():
+    """The classification term: torchvision's sigmoid focal loss summed over the anchors
+    that are not ignored, divided by the number of foreground anchors ("ce": gamma 0, no
+    alpha)."""
     torch.manual_seed(1)
-    logits = torch.randn(50, 3) * 3
-    targets = (torch.rand(50, 3) < 0.2).float()
-    for gamma, alpha in [(2.0, 0.25), (0.5, 0.75), (0.0, -1)]:
-        ours = focal_loss(logits, targets, gamma, None if alpha < 0 else alpha)
-        ref = torchvision.ops.sigmoid_focal_loss(logits, targets, alpha, gamma, reduction="none")
-        torch.testing.assert_close(ours, ref)
+    N, G, K = 2, 40, 3
+    cls_logits, box_offsets = torch.randn(N, G, K) * 3, torch.randn(N, G, 4)
+    labels, box_targets = torch.randint(IGNORE, K + 1, (N, G)), torch.randn(N, G, 4)
+    valid, n_fg = labels != IGNORE, (labels > 0).sum()
+    onehot = torch.nn.functional.one_hot(labels.clamp(min=0), K + 1)[..., 1:].float()
+    for classification, gamma, alpha in [
+        ("focal", 2.0, 0.25),
+        ("focal", 0.5, 0.75),
+        ("ce", 0.0, -1),
+    ]:
+        ours = detection_loss(
+            cls_logits, box_offsets, labels, box_targets, classification, gamma=gamma, alpha=alpha
+        )["classification"]
+        ref = torchvision.ops.sigmoid_focal_loss(
+            cls_logits[valid], onehot[valid], alpha, gamma, reduction="sum"
+        )
+        torch.testing.assert_close(ours, ref / n_fg)
 
 
 def test_detection_loss_normalisation_and_ignore():

@@ -12,12 +12,12 @@ from torch.nn import functional as F
 from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
 
 from cnnbook.losses import (
-    FocalLoss,
+    SoftmaxFocalLoss,
     balanced_sampler,
     class_counts,
     class_weights,
-    focal_loss,
     sigmoid_focal_loss,
+    softmax_focal_loss,
 )
 
 # One case: (seed, number of samples, number of classes, logit scale).
@@ -40,7 +40,7 @@ def _case(seed, n, c, scale):
 def test_gamma_zero_is_cross_entropy_with_or_without_weights(case, reduction):
     logits, target, weight = _case(*case)
     for w in (None, weight):
-        ours = focal_loss(logits, target, gamma=0.0, weight=w, reduction=reduction)
+        ours = softmax_focal_loss(logits, target, gamma=0.0, weight=w, reduction=reduction)
         theirs = F.cross_entropy(logits, target, weight=w, reduction=reduction)
         assert torch.allclose(ours, theirs, atol=1e-10)
 
@@ -52,8 +52,10 @@ def test_focal_loss_is_the_modulated_cross_entropy(case, gamma):
     ce = F.cross_entropy(logits, target, reduction="none")
     p_true = torch.exp(-ce)
     expected = (1 - p_true) ** gamma * ce
-    assert torch.allclose(focal_loss(logits, target, gamma=gamma, reduction="none"), expected)
-    assert (focal_loss(logits, target, gamma=gamma, reduction="none") <= ce + 1e-12).all()
+    assert torch.allclose(
+        softmax_focal_loss(logits, target, gamma=gamma, reduction="none"), expected
+    )
+    assert (softmax_focal_loss(logits, target, gamma=gamma, reduction="none") <= ce + 1e-12).all()
 
 
 @settings_80
@@ -74,18 +76,18 @@ def test_sigmoid_focal_loss_matches_torchvision(case, alpha, gamma, reduction):
 def test_focal_gradients_match_autograd_of_the_formula_and_module_moves_weight():
     logits, target, weight = _case(0, 16, 5, 3.0)
     logits.requires_grad_(True)
-    focal_loss(logits, target, gamma=2.0, weight=weight).backward()
+    softmax_focal_loss(logits, target, gamma=2.0, weight=weight).backward()
     ours = logits.grad.clone()
     logits.grad = None
     log_p = logits.log_softmax(1).gather(1, target[:, None]).squeeze(1)
     w = weight[target]
     ((-(w * (1 - log_p.exp()) ** 2 * log_p)).sum() / w.sum()).backward()
     assert torch.allclose(ours, logits.grad)
-    module = FocalLoss(gamma=2.0, weight=weight)
+    module = SoftmaxFocalLoss(gamma=2.0, weight=weight)
     assert "weight" in dict(module.named_buffers())
     assert torch.allclose(
         module(logits.detach(), target),
-        focal_loss(logits.detach(), target, gamma=2.0, weight=weight),
+        softmax_focal_loss(logits.detach(), target, gamma=2.0, weight=weight),
     )
 
 
@@ -122,32 +124,38 @@ def test_balanced_sampler_draws_classes_evenly_and_is_seeded():
 @pytest.mark.parametrize(
     ("call", "error", "name"),
     [
-        (lambda: focal_loss([[1.0]], torch.tensor([0])), TypeError, "logits"),
-        (lambda: focal_loss(torch.randn(3), torch.tensor([0])), ValueError, "logits"),
-        (lambda: focal_loss(torch.randn(2, 3), torch.tensor([0.0, 1.0])), TypeError, "target"),
-        (lambda: focal_loss(torch.randn(2, 3), torch.tensor([0, 3])), ValueError, "target"),
-        (lambda: focal_loss(torch.randn(2, 3), torch.tensor([0])), ValueError, "target"),
+        (lambda: softmax_focal_loss([[1.0]], torch.tensor([0])), TypeError, "logits"),
+        (lambda: softmax_focal_loss(torch.randn(3), torch.tensor([0])), ValueError, "logits"),
         (
-            lambda: focal_loss(torch.randn(2, 3), torch.tensor([0, 1]), gamma=-1),
+            lambda: softmax_focal_loss(torch.randn(2, 3), torch.tensor([0.0, 1.0])),
+            TypeError,
+            "target",
+        ),
+        (lambda: softmax_focal_loss(torch.randn(2, 3), torch.tensor([0, 3])), ValueError, "target"),
+        (lambda: softmax_focal_loss(torch.randn(2, 3), torch.tensor([0])), ValueError, "target"),
+        (
+            lambda: softmax_focal_loss(torch.randn(2, 3), torch.tensor([0, 1]), gamma=-1),
             ValueError,
             "gamma",
         ),
         (
-            lambda: focal_loss(torch.randn(2, 3), torch.tensor([0, 1]), gamma="2"),
+            lambda: softmax_focal_loss(torch.randn(2, 3), torch.tensor([0, 1]), gamma="2"),
             TypeError,
             "gamma",
         ),
         (
-            lambda: focal_loss(torch.randn(2, 3), torch.tensor([0, 1]), weight=torch.ones(2)),
+            lambda: softmax_focal_loss(
+                torch.randn(2, 3), torch.tensor([0, 1]), weight=torch.ones(2)
+            ),
             ValueError,
             "weight",
         ),
         (
-            lambda: focal_loss(torch.randn(2, 3), torch.tensor([0, 1]), reduction="avg"),
+            lambda: softmax_focal_loss(torch.randn(2, 3), torch.tensor([0, 1]), reduction="avg"),
             ValueError,
             "reduction",
         ),
-        (lambda: FocalLoss(weight=torch.ones(2, 2)), ValueError, "weight"),
+        (lambda: SoftmaxFocalLoss(weight=torch.ones(2, 2)), ValueError, "weight"),
         (
             lambda: sigmoid_focal_loss(torch.randn(2), torch.ones(3)),
             ValueError,

@@ -13,8 +13,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnbook.metric_learning import (
-    EmbeddingNet,
-    SiameseNet,
     batch_hard_triplet_loss,
     best_threshold,
     contrastive_loss,
@@ -28,6 +26,7 @@ from cnnbook.metric_learning import (
     triplet_loss,
     verification_accuracy,
 )
+from cnnbook.models.embedding import EmbeddingNet, SiameseNet
 
 # One case: (seed, number of rows, embedding width, scale of the points).
 cases = st.tuples(

@@ -8,6 +8,9 @@ and both networks must then give the same outputs on a random input.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,7 @@ from cnnbook.models.alexnet import AlexNet
 from cnnbook.models.convnext import ConvNeXtBlock, drop_path
 from cnnbook.models.densenet import DenseBlock, DenseLayer, DenseNet, Transition, densenet121
 from cnnbook.models.inception import InceptionModule, conv_unit
+from cnnbook.models.lenet import LeNet
 from cnnbook.models.mobilenet import DepthwiseSeparable, InvertedResidual
 from cnnbook.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from cnnbook.models.se import SqueezeExcitation
@@ -437,6 +441,10 @@ def test_load_by_position_rejects_other_architectures_and_keeps_the_model():
         (ConvNeXtBlock, dict(C=8, layer_scale="small"), TypeError, "layer_scale"),
         (ConvNeXtBlock, dict(C=8, drop_path_prob=1.0), ValueError, "drop_path_prob"),
         (drop_path, dict(x=torch.ones(2), p=-0.1, training=True), ValueError, "p"),
+        (LeNet, dict(padding=-1), ValueError, "padding"),
+        (LeNet, dict(activation="tanh"), ValueError, "activation"),
+        (LeNet, dict(pool="min"), ValueError, "pool"),
+        (LeNet, dict(batchnorm=1), TypeError, "batchnorm"),
     ],
 )
 def test_bad_arguments_name_the_argument(build, kwargs, error, name):
@@ -454,3 +462,75 @@ def test_resnet50_v1_layout_strides_the_first_1x1_and_keeps_the_parameters():
         resnet18(stride_in_1x1=True)
     with pytest.raises(TypeError, match="stride_in_1x1 must be a bool"):
         resnet50(stride_in_1x1=1)
+
+
+# ----------------------------------------------------------------------------- LeNet
+
+
+def lenet_reference(model: LeNet, x: torch.Tensor) -> torch.Tensor:
+    """LeNet-5's forward pass written with torch.nn.functional and the model's weights."""
+    for i in (1, 2):
+        conv = getattr(model, f"conv{i}")
+        x = F.max_pool2d(F.relu(F.conv2d(x, conv.weight, conv.bias, padding=conv.padding)), 2)
+    x = x.flatten(1)
+    x = F.relu(F.linear(x, model.fc1.weight, model.fc1.bias))
+    x = F.relu(F.linear(x, model.fc2.weight, model.fc2.bias))
+    return F.linear(x, model.fc3.weight, model.fc3.bias)
+
+
+@pytest.mark.parametrize(("padding", "size"), [(2, 28), (0, 32)])
+def test_lenet_shapes_parameters_and_forward(padding, size):
+    model = LeNet(padding).eval()
+    names = [name for name, _ in model.named_children()]
+    expected = "conv1 relu1 pool1 conv2 relu2 pool2 flatten fc1 relu3 fc2 relu4 fc3"
+    assert names == expected.split()
+    assert n_params(model) == 61_706  # 156 + 2,416 + 48,120 + 10,164 + 850
+    x = torch.randn(3, 1, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), lenet_reference(model, x))
+
+
+def test_lenet_variants():
+    classic = LeNet(activation="sigmoid", pool="avg")
+    assert isinstance(classic.sigmoid1, nn.Sigmoid) and isinstance(classic.pool2, nn.AvgPool2d)
+    normed = LeNet(batchnorm=True)
+    assert normed.conv1.bias is None and isinstance(normed.bn2, nn.BatchNorm2d)
+    assert n_params(normed) == 61_706 - (6 + 16) + 2 * (6 + 16)  # no conv bias, BN scale+shift
+    assert normed(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+# ----------------------------------------------------------------------------- export policy
+
+LIBRARY = Path(__file__).resolve().parents[1] / "utils" / "cnnbook"
+
+
+def test_models_package_exports_nothing_and_modules_list_their_networks():
+    init = ast.parse((LIBRARY / "models" / "__init__.py").read_text())
+    assert all(isinstance(node, ast.Expr) for node in init.body), "only the docstring"
+    for path in sorted((LIBRARY / "models").glob("[!_]*.py")):
+        tree = ast.parse(path.read_text())
+        listed = next(
+            ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "__all__"
+        )
+        classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+        public = {name for name in classes if not name.startswith("_")}
+        assert public <= set(listed), f"{path.name}: {sorted(public - set(listed))} not in __all__"
+
+
+def test_every_network_lives_in_models():
+    """Outside cnnbook/models/, a top-level nn.Module subclass is a loss or private to its
+    module (a class local to a function, e.g. a wrapper for torch.func, is not a network)."""
+    strays = []
+    for path in sorted(LIBRARY.rglob("*.py")):
+        if "models" in path.relative_to(LIBRARY).parts:
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
+                continue
+            bases = [ast.unparse(base) for base in node.bases]
+            if any(b.startswith(("nn.", "torch.nn.")) for b in bases):
+                if not node.name.endswith("Loss"):
+                    strays.append(f"{path.relative_to(LIBRARY)}:{node.name}")
+    assert not strays, f"networks outside cnnbook.models: {strays}"

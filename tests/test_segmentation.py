@@ -8,11 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchmetrics.classification import MulticlassJaccardIndex
 
+from cnnbook.models.segmentation_heads import ASPP, FCNHead
+from cnnbook.models.unet import UNet
 from cnnbook.segmentation import (
-    ASPP,
     CEDiceLoss,
-    FCNHead,
-    UNet,
     boundary_f_score,
     boundary_map,
     confusion,

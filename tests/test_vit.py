@@ -1,6 +1,6 @@
-"""Tests of cnnbook.vit: patch embedding against a strided Conv2d, attention against
-nn.MultiheadAttention and F.scaled_dot_product_attention, Swin windows against a loop
-reference, ViT shapes, and bad arguments."""
+"""Tests of cnnbook.vit and cnnbook.models.vit: patch embedding against a strided Conv2d,
+attention against nn.MultiheadAttention and F.scaled_dot_product_attention, Swin windows
+against a loop reference, ViT shapes, and bad arguments."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from cnnbook.models.vit import MultiHeadSelfAttention, PatchEmbedding, TransformerBlock, ViT
 from cnnbook.vit import (
-    MultiHeadSelfAttention,
-    PatchEmbedding,
-    TransformerBlock,
-    ViT,
     attention,
     patchify,
     shifted_window_mask,

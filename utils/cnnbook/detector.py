@@ -1,26 +1,20 @@
-"""A small single-stage detector built from scratch: a grid of anchors on one feature map.
+"""Training and decoding for the single-stage grid detector of chapter 15.
 
-The model is the RetinaNet/SSD idea at its smallest. A tiny convolutional backbone turns a
-``(3, S, S)`` image into a ``(C_feat, S/8, S/8)`` feature map; every cell of that grid owns
-``A`` anchor boxes (``cnnbook.detection.make_anchors``); two 3x3-convolution heads predict,
-for every anchor, one logit per object class (sigmoid, background = "no class fires") and
-four box offsets relative to the anchor (``cnnbook.detection.encode_boxes``).
+The network, ``GridDetector``, is in ``cnnbook.models.grid_detector``: for every anchor of
+its grid it predicts one logit per object class (sigmoid, background = "no class fires")
+and four box offsets relative to the anchor (``cnnbook.detection.encode_boxes``).
 
 Training targets come from ``assign_targets`` (IoU matching of anchors to ground truth);
-``detection_loss`` combines a classification loss (focal or plain binary cross-entropy,
-summed over anchors and divided by the number of foreground anchors) with a smooth-L1 box
-loss on foreground anchors; ``decode_detections`` turns raw outputs into scored boxes with
-per-class NMS.
+``detection_loss`` combines a classification loss (``cnnbook.losses.sigmoid_focal_loss``:
+focal or plain binary cross-entropy, summed over anchors and divided by the number of
+foreground anchors) with a smooth-L1 box loss on foreground anchors; ``decode_detections``
+turns raw outputs into scored boxes with per-class NMS.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cnnbook._checks import check_choice, check_int
 from cnnbook.detection import (
@@ -29,79 +23,10 @@ from cnnbook.detection import (
     batched_nms,
     decode_boxes,
     encode_boxes,
-    make_anchors,
 )
+from cnnbook.losses import sigmoid_focal_loss
 
-STRIDE = 8  # pixels per grid cell: the backbone halves the resolution three times
 IGNORE = -1  # label of anchors the classification loss skips (between the IoU thresholds)
-
-
-def conv_bn_relu(C_in: int, C_out: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution (no bias: BatchNorm has one), BatchNorm, ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(C_in, C_out, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(C_out),
-        nn.ReLU(inplace=True),
-    )
-
-
-class GridDetector(nn.Module):
-    """Single-stage anchor detector for square images of side ``image_size``.
-
-    x: (N, 3, S, S) -> (cls_logits (N, G, num_classes), box_offsets (N, G, 4)), where
-    G = (S/8)^2 * A anchors, A = len(anchor_sizes) * len(aspect_ratios), in the order of
-    ``self.anchors`` (G, 4) xyxy (row, column, anchor). ``width`` scales the channels.
-    The class bias starts at log(prior / (1 - prior)), so every anchor first predicts
-    "object" with probability ``prior``: the RetinaNet initialisation that keeps the huge
-    number of background anchors from swamping the first updates.
-    """
-
-    def __init__(
-        self,
-        num_classes: int = 3,
-        image_size: int = 64,
-        anchor_sizes: Sequence[float] = (12.0, 20.0, 32.0),
-        aspect_ratios: Sequence[float] = (1.0,),
-        width: int = 32,
-        prior: float = 0.01,
-    ) -> None:
-        super().__init__()
-        self.num_classes = check_int("num_classes", num_classes, minimum=1)
-        self.image_size = check_int("image_size", image_size, minimum=STRIDE)
-        if image_size % STRIDE:
-            raise ValueError(f"image_size must be a multiple of {STRIDE}, got {image_size}")
-        width = check_int("width", width, minimum=4)
-        if not 0 < prior < 1:
-            raise ValueError(f"prior must be in (0, 1), got {prior}")
-        grid = image_size // STRIDE
-        self.register_buffer("anchors", make_anchors(grid, STRIDE, anchor_sizes, aspect_ratios))
-        self.num_anchors = len(anchor_sizes) * len(aspect_ratios)  # A, per cell
-        C = width
-        self.backbone = nn.Sequential(
-            conv_bn_relu(3, C // 2, stride=2),  # (N, C/2, S/2, S/2)
-            conv_bn_relu(C // 2, C),
-            conv_bn_relu(C, 3 * C // 2, stride=2),  # (N, 3C/2, S/4, S/4)
-            conv_bn_relu(3 * C // 2, 3 * C // 2),
-            conv_bn_relu(3 * C // 2, 2 * C, stride=2),  # (N, 2C, S/8, S/8)
-            conv_bn_relu(2 * C, 2 * C),
-        )
-        self.cls_head = nn.Sequential(
-            conv_bn_relu(2 * C, 2 * C),
-            nn.Conv2d(2 * C, self.num_anchors * num_classes, 3, padding=1),
-        )
-        self.box_head = nn.Sequential(
-            conv_bn_relu(2 * C, 2 * C), nn.Conv2d(2 * C, self.num_anchors * 4, 3, padding=1)
-        )
-        nn.init.constant_(self.cls_head[-1].bias, math.log(prior / (1 - prior)))
-        nn.init.zeros_(self.box_head[-1].bias)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.backbone(x)  # (N, 2C, S/8, S/8)
-        N = x.shape[0]
-        # (N, A*K, H, W) -> (N, H, W, A*K) -> (N, H*W*A, K): the order of self.anchors.
-        cls = self.cls_head(features).permute(0, 2, 3, 1).reshape(N, -1, self.num_classes)
-        box = self.box_head(features).permute(0, 2, 3, 1).reshape(N, -1, 4)
-        return cls, box
 
 
 def assign_targets(
@@ -149,26 +74,6 @@ def assign_targets(
     return labels, offsets
 
 
-def focal_loss(
-    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, alpha: float | None = 0.25
-) -> torch.Tensor:
-    """Element-wise sigmoid focal loss, -alpha_t (1 - p_t)^gamma log(p_t).
-
-    logits, targets: same shape, targets in {0, 1}. p_t is the predicted probability of
-    the true answer; alpha_t = alpha for positives and 1 - alpha for negatives (no
-    weighting when alpha is None). gamma = 0 and alpha = None give plain binary
-    cross-entropy. Same values as ``torchvision.ops.sigmoid_focal_loss(reduction="none")``.
-    """
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # -log(p_t)
-    if gamma:
-        p = torch.sigmoid(logits)
-        p_t = p * targets + (1 - p) * (1 - targets)
-        ce = ce * (1 - p_t) ** gamma
-    if alpha is not None:
-        ce = ce * (alpha * targets + (1 - alpha) * (1 - targets))
-    return ce
-
-
 def detection_loss(
     cls_logits: torch.Tensor,
     box_offsets: torch.Tensor,
@@ -200,9 +105,13 @@ def detection_loss(
     # one-hot over object classes; background is the all-zero row
     onehot = F.one_hot(labels.clamp(min=0), K + 1)[..., 1:].to(cls_logits.dtype)
     if classification == "focal":
-        per_element = focal_loss(cls_logits[valid], onehot[valid], gamma, alpha)
+        per_element = sigmoid_focal_loss(
+            cls_logits[valid], onehot[valid], alpha=alpha, gamma=gamma, reduction="none"
+        )
     else:
-        per_element = focal_loss(cls_logits[valid], onehot[valid], gamma=0.0, alpha=None)
+        per_element = sigmoid_focal_loss(
+            cls_logits[valid], onehot[valid], alpha=None, gamma=0.0, reduction="none"
+        )
     cls_loss = per_element.sum() / n_fg
     box_loss = F.smooth_l1_loss(box_offsets[fg], box_targets[fg], beta=1 / 9, reduction="sum")
     box_loss = box_loss / n_fg

@@ -1,10 +1,12 @@
-"""Losses and helpers for imbalanced classes: focal loss, class weights, a balanced sampler.
+"""Losses and helpers for imbalanced classes: focal losses, class weights, a balanced sampler.
 
-- ``focal_loss`` (Lin et al., 2017) multiplies each sample's cross-entropy by
+- ``softmax_focal_loss`` (Lin et al., 2017) multiplies each sample's cross-entropy by
   ``(1 - p_true)^gamma``: confidently right samples count less, hard ones more. With
-  ``gamma=0`` it is exactly ``nn.CrossEntropyLoss`` (class weights included).
+  ``gamma=0`` it is exactly ``nn.CrossEntropyLoss`` (class weights included);
+  ``SoftmaxFocalLoss`` is the same as a module.
 - ``sigmoid_focal_loss`` is the binary / multi-label form of RetinaNet, the same
-  quantity as ``torchvision.ops.sigmoid_focal_loss``.
+  quantity as ``torchvision.ops.sigmoid_focal_loss``; the detector of chapter 15
+  (``cnnbook.detector.detection_loss``) uses it.
 - ``class_weights`` gives per-class weights for a weighted loss; ``balanced_sampler`` a
   ``WeightedRandomSampler`` that draws every class equally often.
 """
@@ -20,6 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import WeightedRandomSampler
 
 from cnnbook._checks import check_choice, check_int
+from cnnbook._torch_checks import check_labels
 
 REDUCTIONS = ("mean", "sum", "none")
 WEIGHT_SCHEMES = ("balanced", "effective")
@@ -42,20 +45,6 @@ def _check_gamma(gamma: object) -> float:
     return float(gamma)
 
 
-def _labels(y: object, num_classes: int, name: str = "target") -> torch.Tensor:
-    y = _check_tensor(name, y)
-    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    if y.ndim != 1:
-        raise ValueError(f"{name} must have shape (N,), got {tuple(y.shape)}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(
-            f"{name} holds labels outside 0..{num_classes - 1} (min {int(y.min())}, "
-            f"max {int(y.max())}) for {num_classes} classes"
-        )
-    return y.long()
-
-
 def _reduce(loss: torch.Tensor, reduction: str, weights: torch.Tensor | None) -> torch.Tensor:
     if reduction == "none":
         return loss
@@ -68,7 +57,7 @@ def _reduce(loss: torch.Tensor, reduction: str, weights: torch.Tensor | None) ->
 # ----------------------------------------------------------------------------- focal loss
 
 
-def focal_loss(
+def softmax_focal_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
@@ -89,7 +78,7 @@ def focal_loss(
             f"logits must be a floating-point (N, C) tensor, got {logits.dtype} "
             f"{tuple(logits.shape)}"
         )
-    target = _labels(target, logits.shape[1])
+    target = check_labels("target", target, logits.shape[1])
     if target.shape[0] != logits.shape[0]:
         raise ValueError(
             f"logits and target must have the same N, got {logits.shape[0]} and {target.shape[0]}"
@@ -112,8 +101,8 @@ def focal_loss(
     return _reduce(loss, reduction, w)
 
 
-class FocalLoss(nn.Module):
-    """``focal_loss`` as a module, e.g. ``fit(..., loss_fn=FocalLoss(gamma=2))``.
+class SoftmaxFocalLoss(nn.Module):
+    """``softmax_focal_loss`` as a module, e.g. ``fit(..., loss_fn=SoftmaxFocalLoss(gamma=2))``.
 
     weight (C,) is kept as a buffer, so it follows the module to the device.
     """
@@ -131,7 +120,7 @@ class FocalLoss(nn.Module):
         self.register_buffer("weight", weight)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return focal_loss(
+        return softmax_focal_loss(
             logits, target, gamma=self.gamma, weight=self.weight, reduction=self.reduction
         )
 
@@ -172,9 +161,11 @@ def sigmoid_focal_loss(
     check_choice("reduction", reduction, REDUCTIONS)
     targets = targets.to(logits.dtype)
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # -log p_t
-    p = torch.sigmoid(logits)
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce * (1 - p_t) ** gamma
+    loss = ce
+    if gamma:  # gamma = 0 is plain binary cross-entropy: skip the modulator and its graph
+        p = torch.sigmoid(logits)
+        p_t = p * targets + (1 - p) * (1 - targets)
+        loss = ce * (1 - p_t) ** gamma
     if alpha is not None:
         loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
     return _reduce(loss, reduction, None)
@@ -188,7 +179,7 @@ def class_counts(labels: object, num_classes: int) -> torch.Tensor:
     num_classes = check_int("num_classes", num_classes, minimum=1)
     if isinstance(labels, np.ndarray):
         labels = torch.from_numpy(labels)
-    y = _labels(labels, num_classes, name="labels")
+    y = check_labels("labels", labels, num_classes)
     return torch.bincount(y, minlength=num_classes)
 
 

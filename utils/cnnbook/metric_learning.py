@@ -4,8 +4,7 @@ A network maps each image to a point on the unit sphere; training pulls images o
 class together and pushes other classes apart, so the distances still work for classes
 the network never saw. The pieces, each small:
 
-- ``EmbeddingNet`` (a small CNN with an L2-normalised output) and ``SiameseNet`` (one
-  encoder applied to two inputs: the weights are shared because there is only one set);
+- the networks ``EmbeddingNet`` and ``SiameseNet`` live in ``cnnbook.models.embedding``;
 - ``pairwise_distances``, ``contrastive_loss`` (Hadsell, Chopra and LeCun, 2006),
   ``triplet_loss`` (Schroff, Kalenichenko and Philbin, 2015) and
   ``batch_hard_triplet_loss`` (Hermans, Beyer and Leibe, 2017);
@@ -24,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnbook._checks import check_choice, check_int
-from cnnbook._torch_checks import check_model, eval_mode
+from cnnbook._torch_checks import check_labels, check_model, eval_mode
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -45,15 +44,6 @@ def _floats(name: str, value: object, ndim: int) -> torch.Tensor:
     if not value.dtype.is_floating_point:
         raise TypeError(f"{name} must hold floating-point numbers, got dtype {value.dtype}")
     return value
-
-
-def _labels(name: str, value: object, n: int | None = None) -> torch.Tensor:
-    value = _tensor(name, value, 1)
-    if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer labels, got dtype {value.dtype}")
-    if n is not None and value.shape[0] != n:
-        raise ValueError(f"{name} must have {n} entries, got {value.shape[0]}")
-    return value.long()
 
 
 def _same(name: str, value: object, n: int) -> torch.Tensor:
@@ -90,58 +80,7 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss.sum() if reduction == "sum" else loss
 
 
-# ----------------------------------------------------------------------------- networks
-
-
-class EmbeddingNet(nn.Module):
-    """A small CNN that maps x: (N, C_in, 28, 28) to unit-length embeddings z: (N, dim).
-
-    Three 3x3 conv + ReLU stages (the first two followed by 2x2 max pooling), average
-    pooling to a pool x pool grid (which keeps a coarse layout: where the strokes are
-    matters for digits) and a linear layer. No BatchNorm: the two branches of a Siamese
-    network may then run as two separate calls and still compute exactly one function.
-    """
-
-    def __init__(self, dim: int = 32, C_in: int = 1, width: int = 16, pool: int = 3) -> None:
-        super().__init__()
-        pool = check_int("pool", pool, minimum=1)
-        dim = check_int("dim", dim, minimum=1)
-        C_in = check_int("C_in", C_in, minimum=1)
-        width = check_int("width", width, minimum=1)
-        self.features = nn.Sequential(
-            nn.Conv2d(C_in, width, 3, padding=1),  # (N, width, H, W)
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (N, width, H/2, W/2)
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (N, 2 width, H/4, W/4)
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(pool),  # (N, 2 width, pool, pool)
-            nn.Flatten(),  # (N, 2 width pool^2)
-        )
-        self.head = nn.Linear(2 * width * pool * pool, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # On the unit sphere distances lie in [0, 2], so one margin suits every run.
-        return F.normalize(self.head(self.features(x)), dim=1)
-
-
-class SiameseNet(nn.Module):
-    """Two branches, one encoder: ``forward(x1, x2) -> (encoder(x1), encoder(x2))``.
-
-    Sharing is not a constraint to enforce: there is only one set of weights, and the
-    gradients from both branches add up in it.
-    """
-
-    def __init__(self, encoder: nn.Module) -> None:
-        super().__init__()
-        if not isinstance(encoder, nn.Module):
-            raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
-        self.encoder = encoder
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(x1), self.encoder(x2)
+# ----------------------------------------------------------------------------- embedding
 
 
 @torch.no_grad()
@@ -230,7 +169,7 @@ def batch_hard_triplet_loss(
     scalar (``mean``/``sum``) or the per-anchor losses (``none``, anchors kept only).
     """
     z = _floats("z", z, 2)
-    labels = _labels("labels", labels, z.shape[0]).to(z.device)
+    labels = check_labels("labels", labels, n=z.shape[0]).to(z.device)
     margin = _positive("margin", margin)
     # A tiny floor keeps the root differentiable when a point is compared with itself.
     D = pairwise_distances(z, squared=True).clamp_min(1e-12).sqrt()
@@ -268,7 +207,7 @@ def make_pairs(
     the rest come from two different classes; the class of each pair is uniform over
     the classes that can provide it.
     """
-    labels = _labels("labels", labels)
+    labels = check_labels("labels", labels)
     n_pairs = check_int("n_pairs", n_pairs, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     frac = _positive("positive_fraction", positive_fraction)
@@ -299,7 +238,7 @@ def make_triplets(
     The anchor's class is uniform over classes with at least 2 samples; the positive is a
     different sample of that class, the negative a sample of another class.
     """
-    labels = _labels("labels", labels)
+    labels = check_labels("labels", labels)
     n_triplets = check_int("n_triplets", n_triplets, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     classes, members = _class_index(labels, 2)
@@ -326,7 +265,7 @@ def knn_predict(
     Ties in the vote go to the smallest label (as in scikit-learn's KNeighborsClassifier).
     """
     gallery, queries = _floats("gallery", gallery, 2), _floats("queries", queries, 2)
-    gallery_labels = _labels("gallery_labels", gallery_labels, gallery.shape[0])
+    gallery_labels = check_labels("gallery_labels", gallery_labels, n=gallery.shape[0])
     k = check_int("k", k, minimum=1)
     if k > gallery.shape[0]:
         raise ValueError(f"k must be <= the gallery size {gallery.shape[0]}, got {k}")
@@ -343,7 +282,7 @@ def recall_at_k(z: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
     z: (N, D) embeddings, labels: (N,). Each sample is a query against all the others.
     """
     z = _floats("z", z, 2)
-    labels = _labels("labels", labels, z.shape[0])
+    labels = check_labels("labels", labels, n=z.shape[0])
     k = check_int("k", k, minimum=1)
     if k > z.shape[0] - 1:
         raise ValueError(f"k must be <= N - 1 = {z.shape[0] - 1}, got {k}")

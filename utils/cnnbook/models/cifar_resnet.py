@@ -26,6 +26,19 @@ from torch import nn
 
 from cnnbook._checks import check_int
 
+__all__ = [
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "RESNET9_BLOCKS",
+    "RESNET9_WIDTHS",
+    "ConvBN",
+    "CifarResNet",
+    "ResidualBlock",
+    "Stage",
+    "cifar_resnet",
+    "resnet9",
+]
+
 RESNET9_WIDTHS = (64, 128, 256, 512)
 RESNET9_BLOCKS = (1, 0, 1)
 # Per-channel mean and standard deviation of the CIFAR-10 training images (RGB, in [0, 1]).
