@@ -362,3 +362,38 @@ def test_pretrained_model_sees_the_cat():
     ours = grad_cam_from_scratch(model, "features.18", x, 285)
     theirs = grad_cam(model, "features.18", x, 285, upsample=False, normalize=False)
     assert np.abs(ours - theirs).max() < 1e-5
+
+
+def _cnn_with_batchnorm() -> nn.Module:
+    """small_cnn with a BatchNorm and a Dropout: both behave differently in train mode."""
+    model = small_cnn(seed=3)
+    model.conv1 = nn.Sequential(model.conv1, nn.BatchNorm2d(4), nn.Dropout(0.5))
+    with torch.no_grad():  # running statistics that differ from one image's statistics
+        model.conv1[1].running_mean.uniform_(-1, 1)
+        model.conv1[1].running_var.uniform_(0.5, 2)
+    return model
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        lambda m, x: saliency(m, x, 1),
+        lambda m, x: integrated_gradients(m, x, 1, n_steps=8),
+        lambda m, x: occlusion(m, x, 1, window=4, stride=4),
+        lambda m, x: grad_cam(m, "conv2", x, 1),
+        lambda m, x: grad_cam_from_scratch(m, "conv2", x, 1),
+        lambda m, x: guided_grad_cam(m, "conv2", x, 1),
+        lambda m, x: np.array([p.probability for p in top_k(m, x, k=3)]),
+    ],
+    ids=["saliency", "ig", "occlusion", "grad_cam", "from_scratch", "guided", "top_k"],
+)
+def test_attribution_of_a_model_left_in_training_mode_equals_eval_mode(attribute):
+    model, x = _cnn_with_batchnorm(), image_tensor(seed=4)
+    expected = attribute(model.eval(), x)
+    model.train()
+    model.conv1[2].eval()  # a submodule in its own mode must come back in it
+    stats = model.conv1[1].running_mean.clone()
+    got = attribute(model, x)
+    assert np.allclose(got, expected, atol=1e-6), "train mode changed the explanation"
+    assert torch.equal(model.conv1[1].running_mean, stats), "BatchNorm statistics moved"
+    assert model.training and model.conv1[1].training and not model.conv1[2].training

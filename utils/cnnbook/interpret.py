@@ -30,8 +30,10 @@ Helpers for real photos: :func:`pretrained_mobilenet_v2`, :func:`preprocess`, :f
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -47,7 +49,7 @@ from captum.attr import (
 from torch import nn
 
 from cnnbook._checks import check_array, check_int
-from cnnbook._torch_checks import check_model
+from cnnbook._torch_checks import check_model, eval_mode
 from cnnbook.photos import square_photo
 from cnnbook.pretrained import (
     IMAGENET_WEIGHTS,
@@ -56,6 +58,7 @@ from cnnbook.pretrained import (
     load_pretrained,
 )
 
+T = TypeVar("T")
 
 class Prediction(NamedTuple):
     """One line of a top-k list: class index, class name, softmax probability."""
@@ -195,6 +198,27 @@ def normalize_map(attribution: np.ndarray, *, signed: bool, percentile: float = 
 # --------------------------------------------------------------------------- attribution methods
 
 
+
+def _in_eval_mode(attribute: Callable[..., T]) -> Callable[..., T]:
+    """Run an attribution function with ``model`` (its first argument) in eval mode.
+
+    A model left in training mode would update BatchNorm's running statistics on the
+    photo being explained and use batch statistics of a single image, which changes the
+    map (Grad-CAM on MobileNetV2 in train mode correlates at r = 0.16 with the eval-mode
+    map). Every submodule's mode is restored afterwards.
+    """
+
+    @functools.wraps(attribute)
+    def wrapper(model: object, *args: object, **kwargs: object) -> T:
+        if not isinstance(model, nn.Module):
+            return attribute(model, *args, **kwargs)  # the argument check reports it
+        with eval_mode(model):
+            return attribute(model, *args, **kwargs)
+
+    return wrapper
+
+
+@_in_eval_mode
 def saliency(
     model: nn.Module, x: torch.Tensor, target: int, *, normalize: bool = True
 ) -> np.ndarray:
@@ -208,6 +232,7 @@ def saliency(
     return normalize_map(heat, signed=False) if normalize else heat
 
 
+@_in_eval_mode
 def integrated_gradients(
     model: nn.Module,
     x: torch.Tensor,
@@ -252,6 +277,7 @@ def integrated_gradients(
     return (heat, float(delta)) if return_delta else heat
 
 
+@_in_eval_mode
 def occlusion(
     model: nn.Module,
     x: torch.Tensor,
@@ -299,6 +325,7 @@ def occlusion(
     return normalize_map(heat, signed=True, percentile=100.0) if normalize else heat
 
 
+@_in_eval_mode
 def grad_cam(
     model: nn.Module,
     layer: nn.Module | str,
@@ -327,6 +354,7 @@ def grad_cam(
     return normalize_map(heat, signed=not relu, percentile=100.0) if normalize else heat
 
 
+@_in_eval_mode
 def grad_cam_from_scratch(
     model: nn.Module, layer: nn.Module | str, x: torch.Tensor, target: int, *, relu: bool = True
 ) -> np.ndarray:
@@ -390,6 +418,7 @@ def guided_copy(model: nn.Module) -> nn.Module:
     return guided
 
 
+@_in_eval_mode
 def guided_grad_cam(
     model: nn.Module,
     layer: nn.Module | str,
@@ -417,6 +446,7 @@ def guided_grad_cam(
     return normalize_map(heat, signed=False) if normalize else heat
 
 
+@_in_eval_mode
 def top_k(model: nn.Module, x: torch.Tensor, k: int = 5) -> list[Prediction]:
     """The k most probable classes for x: (1, C, H, W), as Prediction(index, name, probability).
 
