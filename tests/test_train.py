@@ -154,6 +154,7 @@ def test_batch_transform_sees_every_step_and_its_output_is_trained_on(digits):
     same = fit(small_cnn(), (X, y), epochs=2, batch_size=16, batch_transform=identity, **QUIET)
     assert steps == [(i, 16, 16) for i in range(8)], "one call per step, numbered from 0"
     assert history_without_times(same) == history_without_times(plain)
+
     def zeros(x, t, step):
         return torch.zeros_like(x)
 

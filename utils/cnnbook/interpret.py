@@ -60,6 +60,7 @@ from cnnbook.pretrained import (
 
 T = TypeVar("T")
 
+
 class Prediction(NamedTuple):
     """One line of a top-k list: class index, class name, softmax probability."""
 
@@ -196,7 +197,6 @@ def normalize_map(attribution: np.ndarray, *, signed: bool, percentile: float = 
 
 
 # --------------------------------------------------------------------------- attribution methods
-
 
 
 def _in_eval_mode(attribute: Callable[..., T]) -> Callable[..., T]:
