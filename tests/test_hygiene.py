@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -276,3 +277,15 @@ def test_the_cell_length_rule_counts_what_it_says():
     graded = cell(body, metadata={"nbgrader": {"grade": True, "solution": False}})
     nb.cells.append(graded)
     assert _long_cells(nb) == [(3, 26)], "26 lines fail; graded check cells are exempt"
+
+
+def test_readme_layout_lists_every_library_module_once():
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    listed = Counter(re.findall(r"[\w]+\.py", layout))
+    library = ROOT / "utils" / "cnnbook"
+    modules = Counter(p.name for p in library.rglob("*.py") if p.name != "__init__.py")
+    # names count per file: vit.py exists twice (functions, and models/vit.py's network)
+    assert listed == modules, (
+        f"README's Layout should list each library module once: missing "
+        f"{sorted((modules - listed).elements())}, extra {sorted((listed - modules).elements())}"
+    )
