@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from tools_loader import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 # chapters and projects; appendices have no exercises
@@ -15,17 +14,8 @@ NOTEBOOKS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) + sorted(
     (ROOT / "chapters" / "projects").glob("P[0-9]_*.ipynb")
 )
 
-_spec = importlib.util.spec_from_file_location(
-    "make_assignments", ROOT / "tools/make_assignments.py"
-)
-make_assignments = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_assignments)
-_spec = importlib.util.spec_from_file_location(
-    "grade_assignments", ROOT / "tools/grade_assignments.py"
-)
-grade_assignments = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("grade_assignments", grade_assignments)  # for its dataclasses
-_spec.loader.exec_module(grade_assignments)
+make_assignments = load_tool("make_assignments.py")
+grade_assignments = load_tool("grade_assignments.py")
 
 
 def _notebook(*sources: str) -> nbformat.NotebookNode:

@@ -9,12 +9,11 @@ cheating student in chapter 10.
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from tools_loader import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 # the chapters and the six projects (see tools/exercises.py: gradable_notebooks)
@@ -24,11 +23,7 @@ CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) + sorted(
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f"{name}.py")
 
 
 grader, assignments, meta = (

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import nbformat
 from docutils import nodes
+from tools_loader import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location(
-    "hidden_tests", ROOT / "tools" / "sphinx_ext" / "hidden_tests.py"
-)
-ext = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ext)
+ext = load_tool("sphinx_ext/hidden_tests.py")
 
 CHECK = (
     "check_function(f, g, cases)\n### BEGIN HIDDEN TESTS\n"

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tools_loader import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,12 +47,7 @@ print("RESULT " + json.dumps({"error": None if error is None else [type(error)._
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "sync_install_cell", ROOT / "tools" / "sync_install_cell.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("sync_install_cell.py")
 
 
 SYNC = _tool()

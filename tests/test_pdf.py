@@ -9,7 +9,6 @@ output is printed as its PNG.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import re
@@ -21,11 +20,10 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from tools_loader import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("build_pdf", ROOT / "tools" / "build_pdf.py")
-build_pdf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(build_pdf)
+build_pdf = load_tool("build_pdf.py")
 
 HIDDEN_TESTS_EXTENSION = ROOT / "tools" / "sphinx_ext" / "hidden_tests.py"
 # A 1x1 PNG: a bundle's static image.

@@ -19,7 +19,6 @@ itself imports none of the dependencies, which ``tests/test_colab_path.py``
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tools_loader import load_tool
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,12 +46,7 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "check_version", ROOT / "tools" / "check_version.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("check_version.py")
 
 
 CHECK = _tool()
