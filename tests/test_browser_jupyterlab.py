@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "chapters" / "02_convolution_operation.ipynb"
 CELLS = [
     "import matplotlib\nmatplotlib.use('Agg')\nimport ipywidgets as widgets\n"
-    "import matplotlib.pyplot as plt\nfrom cnnbook.data import sample_photo\n"
+    "import matplotlib.pyplot as plt\nfrom cnnbook.photos import sample_photo\n"
     "from cnnbook.widgets import ConvArithmetic, ReceptiveField, SlidingKernel\n"
     "from cnnbook.widgets.live import explorer\n"
     "from cnnbook.widgets.sliding_kernel import EXAMPLE_INPUT, EXAMPLE_KERNEL",

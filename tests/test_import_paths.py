@@ -48,6 +48,14 @@ def _sources() -> list[tuple[str, str]]:
     files = [*ROOT.glob("utils/cnnbook/**/*.py"), *ROOT.glob("tests/*.py")]
     files += [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("tools/**/*.py")]
     sources = [(str(p.relative_to(ROOT)), p.read_text()) for p in files]
+    # code held in strings (notebook cells a test writes, scripts it runs) counts too
+    for path, text in list(sources):
+        if path == "tests/test_import_paths.py":
+            continue  # its own examples of a wrong import
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if "from cnnbook" in node.value and _parses(node.value):
+                    sources.append((f"{path} (a string at line {node.lineno})", node.value))
     for path in [*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("chapters/projects/*.ipynb")]:
         cells = json.loads(path.read_text())["cells"]
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
@@ -55,6 +63,14 @@ def _sources() -> list[tuple[str, str]]:
         lines = [ln for ln in lines if not ln.lstrip().startswith(("%", "!"))]
         sources.append((str(path.relative_to(ROOT)), "\n".join(lines)))
     return sources
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return False
+    return True
 
 
 def _reexported_imports(source: str) -> list[str]:
