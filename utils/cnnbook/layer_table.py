@@ -48,9 +48,8 @@ def _public(axes: tuple[_Axis, _Axis] | None) -> tuple[RFValue, RFValue, RFValue
 
 
 @dataclass(frozen=True)
-class LayerReport:
-    """What ``analyze`` knows after one layer: ``out_shape = (C, H, W)``, per-sample FLOPs,
-    and the receptive field (``rf``, ``jump``, ``start``, in input pixels)."""
+class _Report:
+    """The columns both reports share: name, kind, output shape, parameters, FLOPs, field."""
 
     name: str
     kind: str
@@ -60,6 +59,12 @@ class LayerReport:
     rf: RFValue
     jump: RFValue
     start: RFValue
+
+
+@dataclass(frozen=True)
+class LayerReport(_Report):
+    """What ``analyze`` knows after one layer: ``out_shape = (C, H, W)``, per-sample FLOPs,
+    and the receptive field (``rf``, ``jump``, ``start``, in input pixels)."""
 
     @property
     def spatial(self) -> tuple[int, int]:
@@ -68,7 +73,7 @@ class LayerReport:
 
 
 @dataclass(frozen=True)
-class ModuleReport:
+class ModuleReport(_Report):
     """What ``analyze_module`` knows after one module call or one merge of branches.
 
     name: module path (``layer1.0.conv1``; ``#2`` for a module's second call) or the traced
@@ -77,14 +82,6 @@ class ModuleReport:
     start: receptive field (None where undefined); spatial: (H, W) of the output, or None.
     """
 
-    name: str
-    kind: str
-    out_shape: tuple[int, ...]
-    params: int
-    flops: int
-    rf: RFValue
-    jump: RFValue
-    start: RFValue
     spatial: tuple[int, int] | None
 
 
