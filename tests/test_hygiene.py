@@ -286,3 +286,71 @@ def test_readme_layout_lists_every_library_module_once():
         f"README's Layout should list each library module once: missing "
         f"{sorted((modules - listed).elements())}, extra {sorted((listed - modules).elements())}"
     )
+
+
+# Matplotlib calls that return an object: as a cell's last line, Jupyter prints its repr
+# ("Text(0.5, 0.98, ...)", "<matplotlib.legend.Legend at 0x...>") under the figure. A
+# trailing ";" does not help in the book: nbval executes with store_history=False, and
+# IPython's DisplayHook.quiet() looks for the ";" in the last *stored* input, so the
+# executed outputs (which the book shows) kept the repr. plt.show() returns None.
+REPR_RETURNING = {
+    "annotate",
+    "axis",
+    "axhline",
+    "axvline",
+    "bar",
+    "barh",
+    "colorbar",
+    "imshow",
+    "legend",
+    "plot",
+    "scatter",
+    "set",
+    "set_title",
+    "set_xlabel",
+    "set_ylabel",
+    "set_xticks",
+    "set_yticks",
+    "set_xticklabels",
+    "set_yticklabels",
+    "suptitle",
+    "text",
+    "hist",
+    "fill_between",
+}
+
+
+def _ends_in_a_matplotlib_repr(source: str) -> bool:
+    code = "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return False
+    if not body:
+        return False
+    last = body[-1]
+    return (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and isinstance(last.value.func, ast.Attribute)
+        and last.value.func.attr in REPR_RETURNING
+    )
+
+
+@pytest.mark.parametrize("path", TEACHING_NOTEBOOKS, ids=lambda p: p.name)
+def test_plot_cells_do_not_end_in_a_matplotlib_repr(path: Path):
+    cells = nbformat.read(path, as_version=4).cells
+    bad = [
+        i
+        for i, c in enumerate(cells)
+        if c.cell_type == "code" and _ends_in_a_matplotlib_repr(c.source)
+    ]
+    assert not bad, f"{path.name}: cells {bad} end in a matplotlib call; end them with plt.show()"
+
+
+def test_the_repr_rule_sees_what_it_says():
+    assert _ends_in_a_matplotlib_repr('fig.suptitle("x")')
+    assert _ends_in_a_matplotlib_repr("ax.legend()")
+    assert not _ends_in_a_matplotlib_repr('fig.suptitle("x")\nplt.show()')
+    assert _ends_in_a_matplotlib_repr("ax.legend();")  # see above: ";" does not help
+    assert not _ends_in_a_matplotlib_repr("model.eval()")
