@@ -141,3 +141,36 @@ def test_no_notebook_page_shows_hidden_tests(built_book: Path):
         assert "HIDDEN TESTS" not in html, f"{chapter}.html shows hidden tests"
     for download in built_book.glob("_sources/**/*.ipynb"):
         assert "BEGIN HIDDEN TESTS" not in download.read_text(), download.name
+
+
+MATPLOTLIB_REPR = re.compile(r"&lt;(matplotlib\.|Figure size|Axes:)|^Text\(", re.M)
+
+
+def _uses_live_widgets(chapter: str) -> bool:
+    """A notebook that builds ipywidgets explorers (cnnbook.widgets.live) on purpose."""
+    notebook = ROOT / f"{chapter}.ipynb"
+    return notebook.exists() and "cnnbook.widgets.live" in notebook.read_text()
+
+
+def test_only_pages_with_a_live_widget_load_the_widget_manager(built_book: Path):
+    """Progress bars become one line of text (tools/widget_outputs.py), so the 15 MB
+    widget manager loads only where a reader gets a live explorer's saved state."""
+    loading = {
+        c
+        for c in _chapters()
+        if "html-manager/embed-amd.js" in (built_book / f"{c}.html").read_text()
+    }
+    live = {c for c in _chapters() if _uses_live_widgets(c)}
+    assert live, "expected the live explorers of chapters 12-13"
+    assert loading == live, f"widget manager without a live widget: {sorted(loading - live)}"
+
+
+def test_no_page_shows_a_matplotlib_repr_or_a_progress_widget(built_book: Path):
+    for chapter in _notebooks():
+        html = (built_book / f"{chapter}.html").read_text()
+        outputs = html.split('class="cell_output')[1:]  # each output area to the page's end
+        text = "\n".join(re.sub(r"<[^>]+>", "", o.split('class="cell ', 1)[0]) for o in outputs)
+        reprs = MATPLOTLIB_REPR.findall(text)
+        assert not reprs, f"{chapter}: matplotlib reprs in the page: {reprs[:3]}"
+        bars = re.findall(r"\d+%\|[^\n]*\|", text)  # tqdm's text bar drawn with |
+        assert not bars, f"{chapter}: a progress bar drawn as text: {bars[:2]}"

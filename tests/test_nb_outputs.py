@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools import nbval_cache
+from tools import nbval_cache, widget_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,10 +86,10 @@ def test_views_of_closed_widgets_are_dropped_and_live_ones_kept():
         nbformat.v4.new_output("stream", name="stdout", text="done\n"),
     ]
     state = {"version_major": 2, "version_minor": 0, "state": {"alive": {}}}
-    nbval_cache.drop_closed_widget_views([cell], state)
+    widget_outputs.drop_closed_widget_views([cell], state)
     kept = [out.get("data", {}).get(view, {}).get("model_id") for out in cell.outputs]
     assert kept == ["alive", None, None], "only the closed widget's view goes"
-    nbval_cache.drop_closed_widget_views([cell], None)  # no widgets left at all
+    widget_outputs.drop_closed_widget_views([cell], None)  # no widgets left at all
     assert len(cell.outputs) == 2 and view not in cell.outputs[0].get("data", {})
 
 
@@ -114,7 +114,9 @@ _CELLS = [
     "for i in range(3):\n    clear_output(wait=True)\n    print(i)",
     "import ipywidgets\nslider = ipywidgets.IntSlider(value=3)\nslider",
     "1 + 1",
+    'from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc="steps"):\n    pass',
 ]
+_PROGRESS_ONLY = ['from tqdm.auto import trange\nfor _ in trange(4, desc="epochs"):\n    pass']
 
 
 def _notebook(path: Path, cells: list[str]) -> Path:
@@ -129,21 +131,23 @@ def test_nbval_run_stores_what_the_book_needs(tmp_path):
     nbval stops exposing what the plugin reads (``test_outputs``, ``RunningKernel.km``)."""
     good = _notebook(tmp_path / "good.ipynb", _CELLS)
     bad = _notebook(tmp_path / "bad.ipynb", ['print("before")', 'raise ValueError("no")'])
+    bars = _notebook(tmp_path / "bars.ipynb", _PROGRESS_ONLY)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    cmd = [sys.executable, "-m", "pytest", str(good), str(bad), "-p", "tools.nbval_cache"]
+    cmd = [sys.executable, "-m", "pytest", str(good), str(bad), str(bars)]
+    cmd += ["-p", "tools.nbval_cache"]
     cmd += ["--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-p", "no:randomly"]
     cmd += ["-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), "-q"]
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr  # bad.ipynb fails, good.ipynb passes
-    assert "1 failed, 7 passed" in run.stdout, run.stdout
+    assert "1 failed, 9 passed" in run.stdout, run.stdout
 
     from jupyter_cache import get_cache
 
     cache = get_cache(str(tmp_path / nbval_cache.CACHE_DIR))
     stored = {Path(r.uri).name: r for r in cache.list_cache_records()}
-    assert set(stored) == {"good.ipynb"}, "a failing notebook is not cached"
+    assert set(stored) == {"good.ipynb", "bars.ipynb"}, "a failing notebook is not cached"
     nb = cache.get_cache_bundle(stored["good.ipynb"].pk).nb
     cells = [c for c in nb.cells if c.cell_type == "code"]
     streams = [(o["name"], o["text"]) for o in cells[0].outputs]
@@ -156,4 +160,17 @@ def test_nbval_run_stores_what_the_book_needs(tmp_path):
     assert state[view["model_id"]]["state"]["value"] == 3
     assert cells[5].outputs[0]["data"]["text/plain"] == "2"
     assert cells[5].outputs[0]["execution_count"] == 6
-    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5, 6], "as run from the top"
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5, 6, 7], "as run from the top"
+    # a finished progress bar is one line of text; the state keeps only the slider's models
+    (line,) = [o["text"] for o in cells[6].outputs]
+    assert line.startswith("steps: 100% 3/3 [") and line.endswith("]\n"), line
+    assert {m["model_name"] for m in state.values()} <= {
+        "IntSliderModel",
+        "LayoutModel",
+        "SliderStyleModel",
+    }
+    bars_nb = cache.get_cache_bundle(stored["bars.ipynb"].pk).nb
+    (bar_cell,) = [c for c in bars_nb.cells if c.cell_type == "code"]
+    (bar_line,) = [o["text"] for o in bar_cell.outputs]
+    assert bar_line.startswith("epochs: 100% 4/4 ["), bar_line
+    assert "widgets" not in bars_nb.metadata, "no live widget: no state, no widget manager"

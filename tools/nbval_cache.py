@@ -39,6 +39,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools.widget_outputs import drop_closed_widget_views, progress_bars_as_text
+
 CACHE_DIR = Path("_build") / ".jupyter_cache"  # under pytest's rootdir
 _READ_TIMEOUT = 60.0  # seconds to wait for a message nbval has already seen
 
@@ -50,7 +52,6 @@ _cnnbook_w = _cnnbook_sys.modules.get("ipywidgets")
 print(_cnnbook_json.dumps(_cnnbook_w.Widget.get_manager_state() if _cnnbook_w else None))
 """
 _OUTPUT_MESSAGES = {"display_data", "execute_result", "stream", "error"}
-_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @dataclass
@@ -290,23 +291,10 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             if out.output_type == "execute_result":
                 out.execution_count = cell.execution_count
     drop_closed_widget_views(code_cells, state)
+    state = progress_bars_as_text(code_cells, state)
     if state:
         executed.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": state}
     _store(executed, path, item.config.rootpath / CACHE_DIR, _seconds[path.name])
-
-
-def drop_closed_widget_views(cells: list, state: dict | None) -> None:
-    """Remove outputs that show a widget the kernel has closed since (a progress bar made
-    with ``leave=False``): the saved state no longer has its model, so the HTML book could
-    only render an empty box, as a notebook does once the widget is closed."""
-    models = set((state or {}).get("state", {}))
-    for cell in cells:
-        cell.outputs = [
-            out
-            for out in cell.outputs
-            if _WIDGET_VIEW not in out.get("data", {})
-            or out["data"][_WIDGET_VIEW].get("model_id") in models
-        ]
 
 
 def _store(notebook: nbformat.NotebookNode, path: Path, cache: Path, seconds: float) -> None:
