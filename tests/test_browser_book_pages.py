@@ -58,6 +58,35 @@ def test_page_loads_offline_without_errors(built_book: Path, browser_context, pa
                 assert "Run the notebook" in note, f"{page_name}: explorer {i} lacks the note"
         assert page.locator("h1").count() >= 1, f"{page_name}: the page shows no title"
         _screenshot(page, built_book, page_name)
+        _assert_code_fits_the_column(page, page_name, width=1280)
+        _assert_math_fits_a_phone(page, page_name)
+
+
+# Elements wider than their box, as (what, scrollWidth, clientWidth), on the current page.
+_OVERFLOWING = """selector => [...document.querySelectorAll(selector)]
+    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+    .map(e => [e.textContent.slice(0, 60), e.scrollWidth, e.clientWidth])"""
+
+
+def _assert_code_fits_the_column(page, page_name: str, width: int) -> None:
+    """No code cell scrolls sideways at a desktop width (tools/static/book.css wraps)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    wide = page.evaluate(_OVERFLOWING, "div.cell_input pre")
+    assert not wide, f"{page_name}: code blocks scroll sideways at {width} px: {wide[:3]}"
+
+
+def _assert_math_fits_a_phone(page, page_name: str) -> None:
+    """At 390 px no display formula makes the page wider than the screen: a wide one
+    scrolls inside its own box (tools/static/book.css)."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)  # MathJax re-lays out on resize
+    sticking_out = page.evaluate(
+        """() => [...document.querySelectorAll('mjx-container[display="true"]')]
+            .filter(e => e.offsetParent !== null)
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+            .map(e => e.textContent.slice(0, 60))"""
+    )
+    assert not sticking_out, f"{page_name}: formulas wider than a phone: {sticking_out[:3]}"
 
 
 def test_search_finds_a_chapter_by_a_word_in_its_body(built_book: Path, browser_context):

@@ -20,6 +20,7 @@ DEST = ROOT / "_vendor" / "vendor"
 COPIES = [
     ("widgets-assets-path.js", "widgets-assets-path.js"),
     ("mathjax-hub-shim.js", "mathjax-hub-shim.js"),
+    ("book.css", "book.css"),
     ("requirejs/require.js", "requirejs/require.js"),
     ("@jupyter-widgets/html-manager/dist", "html-manager"),
     ("mathjax/es5", "mathjax"),
