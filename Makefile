@@ -24,7 +24,7 @@ help:
 	@echo "make assignments  write student notebooks (solutions removed) to _build/assignments"
 	@echo "make grade SUBMISSIONS='a/03_conv_arithmetic.ipynb ...'  grade submissions (grades.csv, answers.md)"
 	@echo "make sync   write the repository URL (_config.yml) and version (pyproject.toml) into every notebook's install cell,"
-	@echo "            nbgrader cell metadata from the exercise markers, and the teacher's guide's exercise table"
+	@echo "            hide-input on plot-only cells, nbgrader cell metadata from the exercise markers, and the teacher's guide's exercise table"
 	@echo "make bench  run every benchmark that runs on this machine and print its table"
 	@echo "make gpu-check  the full profile on a CUDA machine, <= 10 min (README: GPU check)"
 	@echo "make clean  remove builds and caches (keeps $(VENV) and data/)"
@@ -88,6 +88,7 @@ lab: install
 
 sync: install
 	$(PY) tools/sync_install_cell.py
+	$(PY) tools/fold_plot_cells.py
 	$(PY) tools/nbgrader_meta.py
 	$(PY) tools/course_plan.py
 

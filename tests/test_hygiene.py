@@ -354,3 +354,25 @@ def test_the_repr_rule_sees_what_it_says():
     assert not _ends_in_a_matplotlib_repr('fig.suptitle("x")\nplt.show()')
     assert _ends_in_a_matplotlib_repr("ax.legend();")  # see above: ";" does not help
     assert not _ends_in_a_matplotlib_repr("model.eval()")
+
+
+def test_plot_only_cells_are_folded_in_the_published_book():
+    """`make sync` tags them hide-input (tools/fold_plot_cells.py)."""
+    fold = load_tool("fold_plot_cells.py")
+    missing = {p.name: fold.untagged(p) for p in fold.notebooks()}
+    assert not {k: v for k, v in missing.items() if v}, f"run make sync: {missing}"
+
+
+def test_a_plot_only_cell_is_told_from_one_that_teaches():
+    fold = load_tool("fold_plot_cells.py")
+    cells = [
+        nbformat.v4.new_code_cell(s)
+        for s in (
+            "fig, ax = plt.subplots()\nlimit = abs(x).max()\nax.imshow(x, vmax=limit)\nplt.show()",
+            "y = conv(x)\nplt.imshow(y)\nplt.show()",  # y is read below: teaching code
+            "print(y.shape)",
+            "plt.plot(y)\nassert y.min() >= 0\nplt.show()",  # asserts: stays in view
+            "show(diagram(3, 4))",
+        )
+    ]
+    assert fold.plot_only_cells(cells) == [0, 4]
