@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -96,6 +98,35 @@ def test_search_finds_a_chapter_by_a_word_in_its_body(built_book: Path, browser_
         results.first.wait_for(timeout=20_000)
         hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
         assert any("03_conv_arithmetic" in (h or "") for h in hrefs), hrefs
+
+
+def _main_index_entries(chapter: str) -> list[str]:
+    """The chapter's ``{index} ! term`` entries: the topics it is the main page for."""
+    import nbformat
+
+    cells = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4).cells
+    text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    return re.findall(r"^```\{index\} ! (.+)$", text, re.M)
+
+
+NUMBERED = [c for c in CHAPTERS if re.match(r"chapters/\d\d_", c)]
+
+
+@pytest.mark.parametrize("chapter", NUMBERED, ids=lambda c: c.split("/")[1][:2])
+def test_search_ranks_each_chapter_first_for_its_topics(
+    built_book: Path, browser_context, chapter: str
+):
+    """Search ranks a chapter first for its own topics: its main index entries, which
+    Sphinx's search scores above any title or word match."""
+    topics = _main_index_entries(chapter)
+    assert topics, f"{chapter}: no main index entry names its topic"
+    with checked_book_page(browser_context, built_book, Path("search.html")) as page:
+        for topic in topics:
+            page.goto(page.url.split("?")[0] + "?q=" + quote(topic))
+            results = page.locator("#search-results a")
+            results.first.wait_for(timeout=20_000)
+            first = results.first.get_attribute("href") or ""
+            assert Path(chapter).name in first, f"search {topic!r}: first result {first}"
 
 
 def _sidebar_link(page, target: str):
