@@ -197,21 +197,22 @@ class AttributionExplorer(StaticFallback):
             raise TypeError(f"title must be a str or None, got {type(title).__name__}")
         self.title = title or "Where does the network look? Grad-CAM and feature maps"
         self.photos, originals = self._check_photos(photos, self.input_size)
-        first = preprocess(next(iter(originals.values())), self.input_size)
-        with torch.no_grad(), eval_mode(self.model):
-            scores = self.model(first)
-        if not isinstance(scores, torch.Tensor) or scores.ndim != 2:
-            raise ValueError("model must return class scores of shape (1, num_classes)")
-        if self.classes > scores.shape[1]:
-            raise ValueError(
-                f"classes must be at most the model's {scores.shape[1]} classes, got {self.classes}"
-            )
-        self.class_names = self._check_names(class_names, scores.shape[1])
         # One thread: on a busy 2-core machine a second one spin-waits and made these
         # passes 20 to 30 times slower (measured). Restored afterwards.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
+            first = preprocess(next(iter(originals.values())), self.input_size)
+            with torch.no_grad(), eval_mode(self.model):
+                scores = self.model(first)
+            if not isinstance(scores, torch.Tensor) or scores.ndim != 2:
+                raise ValueError("model must return class scores of shape (1, num_classes)")
+            if self.classes > scores.shape[1]:
+                raise ValueError(
+                    f"classes must be at most the model's {scores.shape[1]} classes, "
+                    f"got {self.classes}"
+                )
+            self.class_names = self._check_names(class_names, scores.shape[1])
             self.results = {
                 name: attribution_maps(
                     self.model, preprocess(photo, self.input_size), self.layers, self.classes
@@ -361,25 +362,39 @@ class AttributionExplorer(StaticFallback):
         )
 
     def _static_figure(self) -> Figure:
-        """The first state: the first photo, layer and class, its map and four channels."""
+        """The first state: the first photo, layer and class, its map and four channels.
+
+        Composed as one RGB array shown pixel for pixel in one axes (several axes made the
+        PNG cost a second on a busy machine): the grey photo blended half and half with
+        the map's colours, as the page shows it, and the most active channels, each from
+        its own minimum (dark) to its maximum (bright).
+        """
         name, layer = next(iter(self.photos)), self.layers[0]
         result, photo = self.results[name], self.photos[name]
         c, p = result["top"][0]
-        figure = Figure(figsize=(7.2, 3.4))
-        ax = figure.add_axes((0.01, 0.02, 0.46, 0.82))
-        gray = photo.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255
-        ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
-        ax.imshow(result["cams"][layer][0], cmap=CMAP, alpha=0.55, vmin=0, vmax=1)
-        ax.set_axis_off()
-        ax.set_title(f"Grad-CAM at {layer}: {self.class_names[c]} ({p:.1%})", fontsize=9)
+        lut = _colormap() / 255.0
+        S, T, GAP, LABEL = self.input_size, 100, 10, 14
+        canvas = np.ones((LABEL + max(S, 2 * (T + LABEL)), S + 2 * GAP + 2 * T + GAP, 3))
+        gray = (photo.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255)[..., None]
+        heat = lut[np.round(result["cams"][layer][0] * 255).astype(np.int64)]
+        canvas[LABEL : LABEL + S, :S] = 0.5 * gray + 0.5 * heat
+        figure = Figure(figsize=(canvas.shape[1] / 80, (canvas.shape[0] + 24) / 80))
+        ax = figure.add_axes((0, 0, 1, canvas.shape[0] / (canvas.shape[0] + 24)))
+        label = f"Grad-CAM at {layer}: {self.class_names[c]} ({p:.1%})"
+        ax.text(0, LABEL - 3, label, fontsize=8)
         A = result["activations"][layer]
         order = np.argsort(-A.mean(axis=(1, 2)), kind="stable")[:4]
         for i, index in enumerate(order.tolist()):
-            sub = figure.add_axes((0.52 + 0.24 * (i % 2), 0.44 - 0.42 * (i // 2), 0.2, 0.36))
-            sub.imshow(A[index], cmap=CMAP, interpolation="nearest")
-            sub.set_axis_off()
-            sub.set_title(f"channel {index}", fontsize=8)
-        figure.suptitle(self.title, fontsize=10, weight="bold", x=0.01, ha="left")
+            codes, _, _ = _quantise(A[index])
+            rows = np.arange(T) * A.shape[1] // T  # nearest neighbour, T x T pixels
+            cols = np.arange(T) * A.shape[2] // T
+            top = LABEL + (i // 2) * (T + LABEL)
+            left = S + 2 * GAP + (i % 2) * (T + GAP)
+            canvas[top : top + T, left : left + T] = lut[codes[np.ix_(rows, cols)]]
+            ax.text(left, top - 3, f"channel {index}", fontsize=7)
+        ax.imshow(canvas, interpolation="nearest")
+        ax.set_axis_off()
+        figure.suptitle(self.title, fontsize=9, weight="bold", x=0.01, ha="left")
         return figure
 
     def __repr__(self) -> str:
