@@ -65,14 +65,17 @@ def tent_kernel(k: int) -> np.ndarray:
 def transposed_conv(image: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
     """``torch.nn.functional.conv_transpose2d`` (padding 0) of one channel, in float64.
 
-    image: (H, W); kernel: (k, k) -> ((H - 1) s + k, (W - 1) s + k).
+    image: (H, W) or a batch (N, H, W); kernel: (k, k) -> ((H - 1) s + k, (W - 1) s + k),
+    with the batch dimension kept.
     """
     import torch
     import torch.nn.functional as F
 
-    x = torch.as_tensor(np.asarray(image, dtype=np.float64))[None, None]
+    x = torch.as_tensor(np.asarray(image, dtype=np.float64))
     w = torch.as_tensor(np.asarray(kernel, dtype=np.float64))[None, None]
-    return F.conv_transpose2d(x, w, stride=stride)[0, 0].numpy()
+    batch = x[:, None] if x.ndim == 3 else x[None, None]
+    out = F.conv_transpose2d(batch, w, stride=stride)[:, 0]
+    return (out if x.ndim == 3 else out[0]).numpy()
 
 
 def resize_conv(image: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
@@ -128,12 +131,13 @@ def _stamps(image: np.ndarray, kernel: np.ndarray, stride: int) -> list[dict]:
     H, W = image.shape
     k = kernel.shape[0]
     ones = np.ones_like(kernel)
+    # done[n]: the pixels stamped once stamp n is added (row-major), (H W, H, W)
+    done = (np.arange(H * W)[None, :] <= np.arange(H * W)[:, None]).reshape(H * W, H, W)
+    partials = transposed_conv(np.where(done, image, 0.0), kernel, stride)  # (H W, H_out, W_out)
+    partial_counts = transposed_conv(done.astype(np.float64), ones, stride)
     stamps = []
     for n in range(H * W):
         i, j = divmod(n, W)
-        done = (np.arange(H * W) <= n).reshape(H, W)
-        partial = transposed_conv(np.where(done, image, 0.0), kernel, stride)
-        partial_counts = transposed_conv(done.astype(np.float64), ones, stride)
         top, left = i * stride, j * stride
         window = (slice(top, top + k), slice(left, left + k))
         stamps.append(
@@ -141,8 +145,8 @@ def _stamps(image: np.ndarray, kernel: np.ndarray, stride: int) -> list[dict]:
                 "src": [i, j],
                 "at": [top, left],
                 "values": (image[i, j] * kernel).tolist(),
-                "after": partial[window].tolist(),
-                "after_counts": _counts(partial_counts[window]),
+                "after": partials[n][window].tolist(),
+                "after_counts": _counts(partial_counts[n][window]),
             }
         )
     return stamps
@@ -243,6 +247,30 @@ class UpsamplingExplorer(StaticFallback):
 
     def _compute(self) -> dict:
         """Every number the figure can show, keyed by (kernel size, stride)."""
+        import torch
+
+        # One thread: these tensors are tiny, and on a busy machine a second thread only
+        # adds spin-waiting (see receptive_field.measure_erf). Restored afterwards.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            configs = self._configs()
+        finally:
+            torch.set_num_threads(threads)
+        return {
+            "title": self.title,
+            "decimals": self.decimals,
+            "image": self.image.tolist(),
+            "kernels": {str(k): self.kernels[k].tolist() for k in self.kernel_sizes},
+            "kernel_sizes": list(self.kernel_sizes),
+            "strides": list(self.strides),
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "configs": configs,
+        }
+
+    def _configs(self) -> dict:
+        """``data["configs"]``: the numbers of every (kernel size, stride) choice."""
         configs = {}
         for k in self.kernel_sizes:
             kernel = self.kernels[k]
@@ -266,17 +294,7 @@ class UpsamplingExplorer(StaticFallback):
                         "taps": k * k,
                     },
                 }
-        return {
-            "title": self.title,
-            "decimals": self.decimals,
-            "image": self.image.tolist(),
-            "kernels": {str(k): self.kernels[k].tolist() for k in self.kernel_sizes},
-            "kernel_sizes": list(self.kernel_sizes),
-            "strides": list(self.strides),
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "configs": configs,
-        }
+        return configs
 
     def to_html(self) -> str:
         """The figure as one self-contained HTML string (inline style, script and data)."""
