@@ -45,6 +45,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -89,7 +90,10 @@ WIDGET_DATA = re.compile(
 # The fallback picture inside the "no-js" block (see _html.render_widget).
 STATIC_PICTURE = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="[^"]*" [^>]*>')
 WIDGET_SCRIPT = re.compile(r"<script>\n(.*?)\n</script>", re.DOTALL)
-WIDGET_SCRIPTS = ("base.js", "sliding_kernel.js", "conv_arithmetic.js", "receptive_field.js")
+# every script of the kernel-free widgets, so a new widget's globals are checked too
+WIDGET_SCRIPTS = tuple(
+    sorted(f.name for f in resources.files("cnnbook.widgets").iterdir() if f.name.endswith(".js"))
+)
 
 
 # ----------------------------------------------------------------------------- widget HTML
