@@ -135,7 +135,8 @@ def test_conv_backward_rejects_bad_input(x, w, g, match):
 
 
 @pytest.mark.parametrize(
-    ("n", "c", "h", "w", "groups"), [(4, 6, 8, 8, 2), (2, 12, 3, 5, 4), (8, 3, 1, 1, 3)]
+    ("n", "c", "h", "w", "groups"),
+    [(4, 6, 8, 8, 2), (2, 12, 3, 5, 4), (8, 3, 1, 1, 3), (64, 8, 14, 14, 2)],
 )
 def test_norm_axes_labels_are_the_modules_statistics(n, c, h, w, groups):
     texts = _texts(norm_axes(n, c, h, w, groups=groups))
@@ -156,6 +157,7 @@ def test_norm_axes_labels_are_the_modules_statistics(n, c, h, w, groups):
     torch.testing.assert_close(F.group_norm(x, groups), manual, atol=1e-4, rtol=1e-4)
     assert f"means {n}×{groups}, {c // groups * h * w} values each" in texts
     assert texts.count("N") == texts.count("C") == texts.count("H·W") == 3
+    assert f"a batch N = {n} (up) × C = {c} (across) × H·W = {h}·{w} (back)" in texts
     assert f"GroupNorm, G = {groups}" in texts
 
 
@@ -164,6 +166,7 @@ def test_norm_axes_labels_are_the_modules_statistics(n, c, h, w, groups):
     [
         ({"groups": 4}, ValueError, "groups"),
         ({"n": 0}, ValueError, "n"),
+        ({"n": 5000}, ValueError, "n"),
         ({"c": 13, "groups": 1}, ValueError, "c"),
         ({"h": 2.0}, TypeError, "h"),
         ({"n": 1, "h": 1, "w": 1}, ValueError, "n \\* h \\* w"),

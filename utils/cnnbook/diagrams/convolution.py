@@ -166,8 +166,8 @@ def conv_volumes(
     conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, device="meta")
     out_shape = tuple(conv(torch.empty(1, c_in, h, w, device="meta")).shape[1:])
     cell = min(3.0 / max(h, w), 0.45)
-    depth_of = lambda c: min(c, 8) * cell * 0.7 + 0.2  # noqa: E731
-    fig, ax = canvas(15.0, 7.0)
+    depth_of = lambda c: min(c, 8) * 0.16 + 0.2  # noqa: E731  (channels, capped at 8)
+    fig, ax = canvas(15.0, 7.3)
     cuboid(
         ax,
         (1.2, 2.0),
@@ -181,7 +181,7 @@ def conv_volumes(
     x_k, kh = 6.0, k * cell
     gap = min(1.55, 4.6 / shown)
     for i in range(shown):
-        y = 5.2 - i * gap
+        y = 5.0 - i * gap
         cuboid(ax, (x_k, y), depth_of(c_in), kh, kh, role="conv")
         ax.text(x_k - 0.2, y + kh / 2, f"kernel {i + 1}", ha="right", va="center", fontsize=_SMALL)
         arrow(
@@ -193,7 +193,7 @@ def conv_volumes(
         )
     if c_out > shown:
         ax.text(
-            x_k + depth_of(c_in) / 2, 5.2 - shown * gap + 0.5, "⋮", ha="center", fontsize=FONT_SIZE
+            x_k + depth_of(c_in) / 2, 5.0 - shown * gap + 0.5, "⋮", ha="center", fontsize=FONT_SIZE
         )
     ax.text(
         x_k + 0.6,
@@ -252,28 +252,32 @@ def im2col_product(image: np.ndarray, kernel: np.ndarray) -> Figure:
     row = w.reshape(1, K) @ cols  # (1, L)
     kh, kw = w.shape
     first = [(a, b) for a in range(kh) for b in range(kw)]
-    c_x = 0.4 + K + 1.2
+    fs = _SMALL if max(K, L) <= 6 else FONT_SIZE - 2
+    left, y0 = 1.3, 0.9  # margins for the captions
+    c_x = left + K + 1.2
     r_x = c_x + L + 1.2
     o_x = r_x + L + 1.4
-    height = K + 1.2 + max(x.shape[0], kh) + 1.6
-    fig, ax = canvas(o_x + out.shape[1] + 0.4, height)
-    top = K + 1.6
-    cell_grid(ax, (c_x, top), x, highlight=first)
-    _caption(ax, c_x + x.shape[1] / 2, top + x.shape[0] + 0.35, f"image {_shape_text(x.shape)}")
-    cell_grid(ax, (0.4, top), w, role="conv")
-    _caption(ax, 0.4 + kw / 2, top + kh + 0.35, f"kernel {_shape_text(w.shape)}")
-    arrow(ax, (c_x + x.shape[1] / 2, top - 0.1), (c_x + x.shape[1] / 2, K + 0.55), "im2col")
-    arrow(ax, (0.4 + kw / 2, top - 0.1), (0.4 + kw / 2, K / 2 + 1.05), "flatten")
-    cell_grid(ax, (0.4, K / 2), _row_of(w, K), role="conv")
-    ax.text(c_x - 0.6, K / 2 + 0.5, "@", ha="center", va="center", fontsize=FONT_SIZE)
-    cell_grid(ax, (c_x, 0.4), cols, highlight=[(r, 0) for r in range(K)])
-    _caption(ax, c_x + L / 2, 0.1, f"cols {_shape_text(cols.shape)}")
-    ax.text(r_x - 0.6, K / 2 + 0.5, "=", ha="center", va="center", fontsize=FONT_SIZE)
-    cell_grid(ax, (r_x, K / 2), row, role="tensor", highlight=[(0, 0)])
-    _caption(ax, r_x + L / 2, K / 2 - 0.3, f"output row {_shape_text(row.shape)}")
-    arrow(ax, (r_x + L + 0.15, K / 2 + 0.5), (o_x - 0.15, K / 2 + 0.5))
-    cell_grid(ax, (o_x, K / 2 + 1 - out.shape[0]), out, role="tensor", highlight=[(0, 0)])
-    _caption(ax, o_x + out.shape[1] / 2, K / 2 + 1.35, f"output {_shape_text(out.shape)}")
+    mid = y0 + K / 2 - 0.5  # the row vectors sit level with the middle of cols
+    top = y0 + K + 1.6
+    fig, ax = canvas(o_x + out.shape[1] + 1.5, top + max(x.shape[0], kh) + 0.8)
+    cell_grid(ax, (c_x, top), x, highlight=first, fontsize=fs)
+    _caption(ax, c_x + x.shape[1] / 2, top + x.shape[0] + 0.4, f"image {_shape_text(x.shape)}")
+    cell_grid(ax, (left, top), w, role="conv", fontsize=fs)
+    _caption(ax, left + kw / 2, top + kh + 0.4, f"kernel {_shape_text(w.shape)}")
+    arrow(ax, (c_x + x.shape[1] / 2, top - 0.1), (c_x + x.shape[1] / 2, y0 + K + 0.1), "im2col")
+    arrow(ax, (left + kw / 2, top - 0.1), (left + kw / 2, mid + 1.1), "flatten")
+    cell_grid(ax, (left, mid), _row_of(w, K), role="conv", fontsize=fs)
+    ax.text(c_x - 0.6, mid + 0.5, "@", ha="center", va="center", fontsize=FONT_SIZE)
+    cell_grid(ax, (c_x, y0), cols, highlight=[(r, 0) for r in range(K)], fontsize=fs)
+    _caption(ax, c_x + L / 2, y0 - 0.45, f"cols {_shape_text(cols.shape)}")
+    ax.text(r_x - 0.6, mid + 0.5, "=", ha="center", va="center", fontsize=FONT_SIZE)
+    cell_grid(ax, (r_x, mid), row, role="tensor", highlight=[(0, 0)], fontsize=fs)
+    _caption(ax, r_x + L / 2, mid - 0.45, f"output row {_shape_text(row.shape)}")
+    arrow(ax, (r_x + L + 0.15, mid + 0.5), (o_x - 0.15, mid + 0.5))
+    cell_grid(
+        ax, (o_x, mid + 1 - out.shape[0]), out, role="tensor", highlight=[(0, 0)], fontsize=fs
+    )
+    _caption(ax, o_x + out.shape[1] / 2, mid + 1.45, f"output {_shape_text(out.shape)}")
     return fig
 
 

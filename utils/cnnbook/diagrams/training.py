@@ -235,32 +235,40 @@ def norm_axes(n: int = 4, c: int = 6, h: int = 8, w: int = 8, *, groups: int = 2
     (BatchNorm2d), one sample across all channels (LayerNorm over (C, H, W)), one sample
     and one group of C/G channels (GroupNorm). Under each: the shape of the statistics
     (``BatchNorm2d.running_mean``, and the per-sample and per-group means of a forward
-    pass) and how many values each one averages. At most 8 samples and 12 channels.
+    pass) and how many values each one averages. At most 12 channels; a batch of more than
+    6 samples is drawn as 6 rows (the N label gives the real size).
     """
     n, c, h, w = (check_int(k, v, minimum=1) for k, v in (("n", n), ("c", c), ("h", h), ("w", w)))
     groups = check_int("groups", groups, minimum=1)
-    if n > 8 or c > 12:
-        raise ValueError(f"n must be at most 8 and c at most 12 to be drawn, got n={n}, c={c}")
+    if n > 4096 or c > 12:
+        raise ValueError(f"n must be at most 4096 and c at most 12 to be drawn, got n={n}, c={c}")
     if c % groups:
         raise ValueError(f"groups ({groups}) must divide c ({c})")
     if n * h * w < 2:
         raise ValueError("n * h * w must be at least 2: BatchNorm needs two values per channel")
     facts = _norm_facts(n, c, h, w, groups)
     cell = 0.42
-    depth, height, recede = c * cell, n * cell, 1.8
+    rows = min(n, 6)
+    depth, height, recede = c * cell, rows * cell, 1.8
     dx = 0.5 * recede / math.sqrt(2)
     panel = max(depth + dx + 1.4, 5.6)
-    fig, ax = canvas(3 * panel + 0.4, height + dx + 3.6)
-    base = 2.0
+    fig, ax = canvas(3 * panel + 0.4, height + dx + 4.2)
+    base = 2.6
+    _caption(
+        ax,
+        (3 * panel + 0.4) / 2,
+        0.35,
+        f"a batch N = {n} (up) × C = {c} (across) × H·W = {h}·{w} (back)",
+    )
     parts = [  # (channel start, channel count, sample start, sample count) highlighted
-        (c - 1, 1, 0, n),
-        (0, c, n - 1, 1),
-        (c - c // groups, c // groups, n - 1, 1),
+        (c - 1, 1, 0, rows),
+        (0, c, rows - 1, 1),
+        (c - c // groups, c // groups, rows - 1, 1),
     ]
     for i, ((title, axes, stats), (c0, nc, n0, nn_)) in enumerate(zip(facts, parts, strict=True)):
         x0 = 0.4 + i * panel + (panel - depth - dx) / 2
         cuboid(ax, (x0, base), depth, height, recede, role="muted")
-        _front_grid(ax, x0, base, c, n, cell)
+        _front_grid(ax, x0, base, c, rows, cell)
         cuboid(ax, (x0 + c0 * cell, base + n0 * cell), nc * cell, nn_ * cell, recede, role="norm")
         mid = x0 + depth / 2
         _caption(ax, mid + dx / 2, base + height + dx + 0.5, title)
@@ -282,7 +290,6 @@ def norm_axes(n: int = 4, c: int = 6, h: int = 8, w: int = 8, *, groups: int = 2
             ha="center",
             va="center",
             fontsize=FONT_SIZE - 2,
-            wrap=True,
         )
     return fig
 
