@@ -195,13 +195,18 @@ def _norm_facts(n: int, c: int, h: int, w: int, groups: int) -> list[tuple[str, 
     """(title, averaged axes, statistics shape and count) for BN, LN and GN, from torch."""
     x = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(0))
     bn = nn.BatchNorm2d(c)
-    bn(x)  # training mode: uses and records the per-channel statistics
-    ln = nn.LayerNorm([c, h, w])
-    gn = nn.GroupNorm(groups, c)
-    torch.testing.assert_close(gn(x), F.group_norm(x, groups, gn.weight, gn.bias))
-    per_sample = x.mean(dim=(1, 2, 3))  # what LayerNorm averages: (N,)
-    per_group = x.reshape(n, groups, -1).mean(dim=2)  # what GroupNorm averages: (N, G)
-    torch.testing.assert_close(ln(x), F.layer_norm(x, [c, h, w], ln.weight, ln.bias))
+    with torch.no_grad():
+        bn(x)  # training mode: uses and records one mean and variance per channel
+        ln, gn = nn.LayerNorm([c, h, w]), nn.GroupNorm(groups, c)
+        # the kernels behind nn.LayerNorm and nn.GroupNorm also return the statistics they
+        # normalised with: per_sample (N, 1, 1, 1), per_group (N, G)
+        _, per_sample, _ = torch.native_layer_norm(
+            x, ln.normalized_shape, ln.weight, ln.bias, ln.eps
+        )
+        _, per_group, _ = torch.native_group_norm(
+            x, gn.weight, gn.bias, n, c, h * w, groups, gn.eps
+        )
+    per_sample = per_sample.reshape(n)  # (N,): one statistic per sample
     count = x.numel()
     return [
         (
