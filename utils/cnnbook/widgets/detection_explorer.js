@@ -178,9 +178,10 @@ function mountDetectionExplorer(root, data) {
       }
     });
     truth(ctx);
-    ["positive", "negative", "ignored", "claimed"].forEach(function (k) {
-      root.setAttribute("data-" + (k === "claimed" ? "claimed" : k + "s"), String(m[k]));
-    });
+    root.setAttribute("data-positives", String(m.positive));
+    root.setAttribute("data-negatives", String(m.negative));
+    root.setAttribute("data-ignored", String(m.ignored));
+    root.setAttribute("data-claimed", String(m.claimed));
     root.setAttribute("data-fg", String(state.fg));
     root.setAttribute("data-bg", String(state.bg));
     view.matchCounts.textContent =
