@@ -315,6 +315,8 @@ function mountDetectionExplorer(root, data) {
 
   function panel(caption, role) {
     var box = el("div", { class: "cnnbook-panel" });
+    // as narrow as the picture (or the sliders): two panels side by side in a book column
+    box.style.width = Math.max(W * SCALE + 2, 270) + "px";
     box.appendChild(el("div", { class: "cnnbook-caption" }, caption));
     var canvas = el("canvas", {
       width: String(W * SCALE), height: String(H * SCALE), "data-role": role, role: "img",
@@ -327,7 +329,7 @@ function mountDetectionExplorer(root, data) {
   var body = widgetBody(root, data.title);
   var panels = el("div", { class: "cnnbook-panels" });
 
-  var left = panel("Anchor matching: true boxes white, positive anchors in their box's colour",
+  var left = panel("Anchor matching: true boxes white, positives in their box's colour",
     "match-canvas");
   var mbar = el("div", { class: "cnnbook-controls" });
   view.fg = slider(mbar, "fg-iou", "Positive if IoU " + GE, state.fg, function (k) {
@@ -341,7 +343,7 @@ function mountDetectionExplorer(root, data) {
   view.matchCounts = el("p", { class: "cnnbook-dx-counts", "data-role": "match-counts" });
   left.box.appendChild(view.matchCounts);
 
-  var right = panel("Non-maximum suppression: kept orange, current yellow, suppressed dashed",
+  var right = panel("NMS: kept orange, current step yellow, suppressed dashed",
     "nms-canvas");
   var nbar = el("div", { class: "cnnbook-controls" });
   view.score = slider(nbar, "score", "Score >", state.score, function (k) {
