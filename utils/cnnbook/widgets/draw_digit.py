@@ -210,10 +210,12 @@ def _images(name: str, values: object) -> np.ndarray:
         return array.copy()
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"{name} must be uint8 or float in [0, 1], got dtype {array.dtype}")
-    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold raw pixels in [0, 1], got NaN or infinity")
+    if array.min() < 0 or array.max() > 1:
         raise ValueError(
             f"{name} must hold raw pixels in [0, 1] (not standardised), got values in "
-            f"[{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]"
+            f"[{array.min():.3g}, {array.max():.3g}]"
         )
     return np.round(array * 255).astype(np.uint8)
 
