@@ -315,6 +315,9 @@ class DrawDigit(StaticFallback):
             "layers": self.layers,
             "weights": base64.b64encode(self.weights.tobytes()).decode("ascii"),
             "examples": examples,
+            # what torch computed for the first state: the book's browser test compares
+            # the page's numbers with it
+            "first_probabilities": [float(p) for p in self.first_probabilities],
         }
 
     def to_html(self) -> str:
