@@ -154,6 +154,8 @@ def test_bare_page_matches_torch(browser_context, tmp_path, mnist_sets, mnist_di
         stored = np.round(images[3] * 255) / 255
         expected = torch_probabilities(model, stored, MNIST_MEAN, MNIST_STD)[0]
         assert np.abs(shown(root) - expected).max() <= TOLERANCE
+        status = root.locator(".cnnbook-status")
+        expect(status).to_contain_text(f"this test digit is a {labels[3]}")
 
         # empty canvas: the output for an all-background image, no NaN
         root.locator('[data-action="clear"]').click()
@@ -163,7 +165,7 @@ def test_bare_page_matches_torch(browser_context, tmp_path, mnist_sets, mnist_di
         zeros = np.zeros((28, 28), dtype=np.float32)
         expected = torch_probabilities(model, zeros, MNIST_MEAN, MNIST_STD)[0]
         assert np.abs(blank - expected).max() <= TOLERANCE
-        expect(root.locator(".cnnbook-status")).to_contain_text("empty")
+        expect(status).to_contain_text("empty")
 
         # a stroke with the mouse: a "1" down the middle
         root.scroll_into_view_if_needed()
@@ -173,6 +175,8 @@ def test_bare_page_matches_torch(browser_context, tmp_path, mnist_sets, mnist_di
         drawn = shown(root)
         assert np.abs(drawn - blank).max() > 1e-3, "the stroke must change the probabilities"
         assert drawn.sum() == pytest.approx(1, abs=1e-9)
+        expect(status).to_contain_text(f"reads a {int(drawn.argmax())} ")
+        expect(status).not_to_contain_text("test digit")
         ink = float(root.get_attribute("data-ink"))
         assert 20 < ink < 200, f"a stroke of about 20 pixels, 2-3 wide: ink {ink}"
         # every layer is drawn: one row per module layer, one map per channel

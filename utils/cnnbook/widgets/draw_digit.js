@@ -18,6 +18,7 @@ function mountDrawDigit(root, data) {
   var view = { maps: [], bars: [] };
   var drawing = null; // {id, x, y} of the pointer drawing now
   var pending = false;
+  var label = null; // the true class of a loaded test digit, until the reader draws
 
   // ---------------------------------------------------------------- decoding
 
@@ -300,7 +301,8 @@ function mountDrawDigit(root, data) {
       ink === 0
         ? "The canvas is empty: this is what the network says about a blank image. " +
           "Draw a digit in the black square."
-        : "The network reads a " + best + " (" + (100 * probs[best]).toFixed(1) + "%).";
+        : "The network reads a " + best + " (" + (100 * probs[best]).toFixed(1) + "%)" +
+          (label === null ? "." : "; this test digit is a " + label + ".");
   }
 
   // The layer's output as grey maps: one canvas per channel, or one strip for a vector.
@@ -327,7 +329,8 @@ function mountDrawDigit(root, data) {
 
   // ---------------------------------------------------------------- loading images
 
-  function load(values) {
+  function load(values, trueClass) {
+    label = trueClass === undefined ? null : trueClass;
     for (var j = 0; j < N * N; j += 1) {
       pixels[j] = values[j];
     }
@@ -378,7 +381,8 @@ function mountDrawDigit(root, data) {
         load(
           Array.prototype.map.call(values, function (v) {
             return v / 255;
-          })
+          }),
+          example.label
         );
       });
       bar.appendChild(button);
@@ -465,6 +469,7 @@ function mountDrawDigit(root, data) {
         return;
       }
       event.preventDefault();
+      label = null;
       var p = canvasPoint(event);
       drawing = { id: event.pointerId, x: p.x, y: p.y };
       if (canvas.setPointerCapture) {
