@@ -125,9 +125,11 @@ def test_lenet_payload_size_and_self_contained():
 def test_first_state_probabilities_are_the_modules():
     model = seeded(LeNet)
     model.train()
+    model.conv1.eval()  # mixed modes, as with a frozen backbone
     images = torch.rand(2, 28, 28)
     widget = DrawDigit(model, examples=images, mean=0.2, std=0.5)
-    assert model.training, "the model's mode must be restored"
+    modes = [m.training for m in model.modules()]
+    assert modes == [m is not model.conv1 for m in model.modules()], "modes restored"
     with torch.no_grad():
         model.eval()
         want = torch.softmax(model((images[:1, None] - 0.2) / 0.5), dim=1)[0]

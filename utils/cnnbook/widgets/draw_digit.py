@@ -37,6 +37,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from cnnbook._torch_checks import eval_mode
 from cnnbook.widgets._html import StaticFallback, pack_uint, render_widget
 
 __all__ = ["MNIST_MEAN", "MNIST_STD", "SIZE", "DrawDigit", "export_layers"]
@@ -287,18 +288,13 @@ class DrawDigit(StaticFallback):
     def probabilities(self, model: nn.Module, image: object) -> np.ndarray:
         """softmax(model((image - mean) / std)) for one (28, 28) image in [0, 1] -> (10,).
 
-        Runs the module in eval mode (its mode is restored), as the script computes it.
+        Runs the module in eval mode (every submodule's mode is restored afterwards).
         """
         x = torch.as_tensor(np.asarray(image, dtype=np.float32)).reshape(1, 1, SIZE, SIZE)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                param = next(model.parameters())
-                x = ((x - self.mean) / self.std).to(param.device, param.dtype)
-                return torch.softmax(model(x), dim=1)[0].double().cpu().numpy()
-        finally:
-            model.train(was_training)
+        param = next(model.parameters())
+        x = ((x - self.mean) / self.std).to(param.device, param.dtype)
+        with eval_mode(model), torch.no_grad():
+            return torch.softmax(model(x), dim=1)[0].double().cpu().numpy()
 
     def _compute(self) -> dict:
         examples = []
