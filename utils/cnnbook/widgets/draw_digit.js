@@ -494,6 +494,7 @@ function mountDrawDigit(root, data) {
     };
     canvas.addEventListener("pointerup", end);
     canvas.addEventListener("pointercancel", end);
+    canvas.addEventListener("lostpointercapture", end); // else a lost "up" would stick
   }
 
   build();
