@@ -40,7 +40,7 @@ from torch import nn
 from cnnbook._torch_checks import eval_mode
 from cnnbook.widgets._html import StaticFallback, pack_uint, render_widget
 
-__all__ = ["MNIST_MEAN", "MNIST_STD", "SIZE", "DrawDigit", "export_layers"]
+__all__ = ["MNIST_MEAN", "MNIST_STD", "SIZE", "DrawDigit", "check_lenet", "export_layers"]
 
 SIZE = 28  # the canvas side in pixels, as MNIST's
 # Mean and standard deviation of the 60,000 MNIST training images' pixels in [0, 1]: what
