@@ -376,3 +376,14 @@ def test_a_plot_only_cell_is_told_from_one_that_teaches():
         )
     ]
     assert fold.plot_only_cells(cells) == [0, 4]
+
+
+def test_long_chapters_mark_what_a_first_reading_can_skip():
+    """A chapter too long for one sitting says so at the top and marks optional sections."""
+    for path in CHAPTERS:
+        nb = nbformat.read(path, as_version=4)
+        if len(nb.cells) < 125:
+            continue
+        text = _sources(nb, "markdown")
+        assert "can be skipped" in nb.cells[1].source, f"{path.name}: no reading note at the top"
+        assert "```{admonition} Optional on a first reading" in text, f"{path.name}: nothing marked"
