@@ -71,6 +71,7 @@ def test_lenet_chain_shows_each_layers_output_shape():
         assert sum(t.split("\n")[0] == label for t in texts) == 1
     assert [t for t in texts if t.startswith("fc")] == ["fc, 120\nReLU", "fc, 84\nReLU", "fc, 10"]
     assert count(fig, "skip") == 0
+    assert not [t for t in fig.findobj(Text) if t.get_gid() == "group"], "LeNet has no stages"
     assert fig.get_size_inches()[0] <= MAX_WIDTH_IN
 
 
@@ -93,6 +94,8 @@ def test_resnet9_chain_has_its_stages_and_one_skip_per_residual_block(blocks):
     n_blocks = sum(isinstance(m, ResidualBlock) for m in model.modules())
     assert n_blocks == sum(blocks) and count(fig, "skip") == n_blocks
     assert sum(t.startswith("residual block") for t in diagram_texts(fig)) == n_blocks
+    groups = {t.get_text() for t in fig.findobj(Text) if t.get_gid() == "group"}
+    assert groups == {"stem"} | {f"stage {i + 1}" for i in range(len(model.stages))}
     n_convbn = sum(isinstance(m, ConvBN) for m in model.modules()) - 2 * n_blocks
     assert sum(t.startswith("conv 3×3") for t in diagram_texts(fig)) == n_convbn
 

@@ -223,9 +223,26 @@ class _Step:
     shape: tuple[int, ...]
     extras: list[str]
     residual: bool = False
+    group: str = ""  # the part of the network it belongs to ("stem", "stage 2"), if any
 
 
-def _chain_steps(calls: list[Call], input_shape: tuple[int, ...]) -> list[_Step]:
+def _group(model: torch.nn.Module, name: str) -> str:
+    """The named part of ``model`` a layer belongs to: its top-level container ("stem"),
+    or, in a container of containers, the numbered one ("stages.1" -> "stage 2").
+    Layers that are direct children of ``model`` (LeNet's) belong to no group."""
+    parts = name.split(".")
+    top = getattr(model, parts[0], None)
+    if top is None or len(parts) == 1:
+        return ""
+    children = list(top.children())
+    if parts[1].isdigit() and children and all(any(True for _ in c.children()) for c in children):
+        return f"{parts[0].rstrip('s')} {int(parts[1]) + 1}"
+    return parts[0]
+
+
+def _chain_steps(
+    model: torch.nn.Module, calls: list[Call], input_shape: tuple[int, ...]
+) -> list[_Step]:
     """The calls as a chain: main layers, each with the BN/activations after it folded in."""
     steps = [_Step("input", tuple(input_shape), [])]
     inside = None  # name of the residual block whose inner calls are skipped
@@ -238,11 +255,14 @@ def _chain_steps(calls: list[Call], input_shape: tuple[int, ...]) -> list[_Step]
         ):
             inside = call.name
             convs = sum(1 for m in call.module.modules() if type(m).__name__ == "Conv2d")
-            steps.append(_Step("residual block", call.out_shape, [f"{convs} convs + skip"], True))
+            extras = [f"{convs} convs + skip"]
+            steps.append(
+                _Step("residual block", call.out_shape, extras, True, _group(model, call.name))
+            )
         elif call.is_leaf and call.out_shape is not None:
             label, folded = layer_label(call.module), fold_label(call.module)
             if label is not None:
-                steps.append(_Step(label, call.out_shape, []))
+                steps.append(_Step(label, call.out_shape, [], group=_group(model, call.name)))
             elif folded is not None and len(steps) > 1 and folded not in steps[-1].extras:
                 steps[-1].extras.append(folded)
     return steps
@@ -277,11 +297,12 @@ def chain_diagram(
     """
     per_row = check_int("per_row", per_row, minimum=2)
     shape = _check_shape(input_shape)
-    steps = _chain_steps(trace_layers(model, shape), shape)
+    steps = _chain_steps(model, trace_layers(model, shape), shape)
     rows = math.ceil(len(steps) / per_row)
     per_row = math.ceil(len(steps) / rows)  # balance the rows
     slot = MAX_WIDTH_IN / per_row
-    row_h = 1.85
+    grouped = any(s.group for s in steps)
+    row_h = 2.15 if grouped else 1.85
     h_max = max((s.shape[1] for s in steps if len(s.shape) == 3), default=1)
     fig, ax = canvas(MAX_WIDTH_IN, rows * row_h + 0.1)
     prev_end = None
@@ -298,7 +319,8 @@ def chain_diagram(
             start = (x0 + 0.04, y)
             if c == 0:  # wrap: from the previous row's end, down and back to the left
                 px, py = prev_end
-                ax.plot([px, px, start[0], start[0]], [py, py - 0.85, py - 0.85, y],
+                gap = py - row_h + 0.95
+                ax.plot([px, px, start[0], start[0]], [py, gap, gap, y],
                         color="#333333", lw=1.3)  # fmt: skip
             arrow(ax, start, (left - 0.04, y))
             text = step.label + ("\n" + ", ".join(step.extras) if step.extras else "")
@@ -313,7 +335,32 @@ def chain_diagram(
         prev_end = (x0 + slot - 0.06, y) if last_in_row else None
         if prev_end is not None:
             ax.plot([left + width + 0.04, prev_end[0]], [y, y], color="#333333", lw=1.3)
+    if grouped:
+        _group_brackets(ax, steps, per_row, slot, rows, row_h)
     return fig
+
+
+def _group_brackets(ax: Axes, steps: list[_Step], per_row: int, slot: float, rows: int,
+                    row_h: float) -> None:  # fmt: skip
+    """A line under the volumes of each group, per row, with the group's name below it."""
+    runs: list[list[int]] = []
+    for i, step in enumerate(steps):
+        same = runs and steps[runs[-1][-1]].group == step.group and i % per_row
+        if same:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        if not steps[run[0]].group:
+            continue
+        r, c0 = divmod(run[0], per_row)
+        c1 = run[-1] % per_row
+        y = (rows - r) * row_h - 1.0 - 0.88
+        x0, x1 = c0 * slot + 0.08, (c1 + 1) * slot - 0.08
+        ax.plot([x0, x0, x1, x1], [y + 0.06, y, y, y + 0.06], color="#777777", lw=1)
+        text = ax.text((x0 + x1) / 2, y - 0.03, steps[run[0]].group, ha="center", va="top",
+                       fontsize=SMALL, color="#555555")  # fmt: skip
+        text.set_gid("group")
 
 
 def _block_label(module: torch.nn.Module) -> str:
