@@ -91,7 +91,7 @@ def test_roi_diagram_draws_every_sampling_point_and_the_roi_in_cells():
     expected = sorted((round(W + gap + x + 0.5, 6), round(H - y - 0.5, 6)) for y, x in points)
     assert dots == expected and len(dots) == 16
     texts = diagram_texts(fig)
-    assert "RoI (2.5, 1.5, 6.5, 5.5) in cells" in texts
+    assert "RoI in cells: (2.5, 1.5, 6.5, 5.5)" in texts
     assert "4 bilinear samples per bin" in texts
     plt.close(fig)
 

@@ -263,7 +263,7 @@ def roi_pool_vs_align(
             for y, x in points.reshape(-1, 2).tolist():  # cell centres at integers -> + 0.5
                 ax.add_patch(Circle((x0 + x + 0.5, H - (y + 0.5)), 0.09, color="#000000", zorder=5))
     n_points = points.shape[2] * points.shape[3]
-    ax.text(0, -0.6, f"RoI ({roi_text}) in cells", fontsize=_SMALL, va="center")
+    ax.text(0, -0.6, f"RoI in cells: ({roi_text})", fontsize=_SMALL, va="center")
     ax.text(W + gap, -0.6, f"{n_points} bilinear samples per bin", fontsize=_SMALL, va="center")
     ax.set_ylim(-1.1, H + 1.2)
     return fig

@@ -238,7 +238,7 @@ def patch_attention(
     for i in range(rows):
         for j in range(cols):
             y = side_h - (i + 1) * ch
-            veil = 0.8 * (1 - grid[i, j] / strongest)
+            veil = 0.7 * (1 - (grid[i, j] / strongest) ** 0.5)  # sqrt: small weights stay visible
             ax.add_patch(Rectangle((j * cw, y), cw, ch, facecolor="white", alpha=veil, lw=0))
             ax.add_patch(
                 Rectangle(
