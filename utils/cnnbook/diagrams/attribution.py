@@ -315,7 +315,9 @@ def fgsm_diagram(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: fl
         raise ValueError(
             f"x must be one small image (1, 1, H, W) with H, W <= 5, got {tuple(x.shape)}"
         )
-    y = check_labels("y", y, n=1)
+    with eval_mode(model), torch.no_grad():
+        n_classes = model(x).shape[1]
+    y = check_labels("y", y, n=1, num_classes=n_classes)
     x_adv = fgsm(model, x, y, epsilon)  # validates epsilon
     with eval_mode(model):
         sign = input_gradient(model, x, y).sign()[0, 0].numpy()

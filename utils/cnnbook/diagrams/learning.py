@@ -194,7 +194,8 @@ def _fmt(values: np.ndarray) -> str:
 
 
 def transfer_modes(model: nn.Module, top_blocks: int) -> dict[str, nn.Module]:
-    """Three copies of ``model``: feature extraction (``freeze_backbone``), fine-tuning
+    """Three light copies of ``model`` (sharing its weights, which must not be trained
+    through them): feature extraction (``freeze_backbone``), fine-tuning
     (``unfreeze``) and partial (``freeze_backbone(top_blocks=top_blocks)``)."""
     model = check_model(model)
     n = len(backbone_blocks(model))
@@ -203,13 +204,23 @@ def transfer_modes(model: nn.Module, top_blocks: int) -> dict[str, nn.Module]:
         raise ValueError(f"top_blocks must be < {n} (the backbone's blocks), got {top_blocks}")
     modes = {}
     for name in ("feature extraction", "fine-tuning", f"partial: top {top_blocks} + head"):
-        m = copy.deepcopy(model)
+        m = _skeleton_copy(model)
         if name == "fine-tuning":
             unfreeze(m)
         else:
             freeze_backbone(m, top_blocks=0 if name == "feature extraction" else top_blocks)
         modes[name] = m
     return modes
+
+
+def _skeleton_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose parameters are new ``nn.Parameter`` objects sharing
+    the original storage (nothing is cloned), and whose buffers are the original tensors:
+    freezing it changes only its own ``requires_grad`` flags and modules. Never train it."""
+    memo: dict[int, object] = {id(b): b for b in model.buffers()}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(p.detach(), requires_grad=p.requires_grad)
+    return copy.deepcopy(model, memo)
 
 
 def _count(module: nn.Module, *, trainable: bool | None = None) -> int:
