@@ -59,14 +59,16 @@ def _thumbnail(
     cmap: str = "gray",
     edge: str = "#555555",
 ) -> None:
-    """``image`` (C, H, W) or (H, W) drawn in the square ``size`` at lower-left ``xy``.
+    """``image`` (C, H, W) or (H, W) drawn in the square ``size`` at lower-left ``xy``,
+    subsampled to at most ~96 pixels a side (it is about an inch wide on the page).
 
     Grey (one channel) or colour (three), each stretched to its own range for display.
     """
     a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if a.ndim == 3:
         a = a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
-    a = a.astype(float)
+    step = -(-max(a.shape[:2]) // 96)  # at most ~96 pixels a side: a light SVG
+    a = a[::step, ::step].astype(float)
     span = a.max() - a.min()
     a = (a - a.min()) / span if span > 0 else np.zeros_like(a)
     x, y = xy
@@ -266,6 +268,7 @@ def grad_cam_diagram(
         mode="bilinear",
         align_corners=False,
     )[0, 0].numpy()
+    up = up[:: -(-up.shape[0] // 96), :: -(-up.shape[1] // 96)]  # as light as the photo
     top = float(up.max())
     ax.imshow(
         up / top if top > 0 else up,
