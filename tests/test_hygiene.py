@@ -387,3 +387,27 @@ def test_long_chapters_mark_what_a_first_reading_can_skip():
         text = _sources(nb, "markdown")
         assert "can be skipped" in nb.cells[1].source, f"{path.name}: no reading note at the top"
         assert "```{admonition} Optional on a first reading" in text, f"{path.name}: nothing marked"
+
+
+def test_every_chapter_draws_explanatory_diagrams():
+    """Issue 16: at least one diagram from cnnbook.diagrams per numbered chapter, 25 or more
+    in all, each in a folded cell with its own alt text."""
+    total = 0
+    for path in CHAPTERS:
+        cells = nbformat.read(path, as_version=4).cells
+        drawing = [
+            c
+            for c in cells
+            if c.cell_type == "code"
+            and "from cnnbook.diagrams." in c.source
+            and "show(" in c.source
+        ]
+        assert drawing, f"{path.name} draws no diagram from cnnbook.diagrams"
+        for cell in drawing:
+            assert "hide-input" in cell.metadata.get("tags", []), (
+                f"{path.name}: fold the diagram code"
+            )
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            assert len(alt) > 20, f"{path.name}: a diagram cell without its own alt text"
+        total += len(drawing)
+    assert total >= 25, f"only {total} diagrams in the chapters"
