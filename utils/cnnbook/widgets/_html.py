@@ -108,7 +108,7 @@ def pack_uint(values: object) -> dict:
     values: any shape, flattened in C order; uint8 when every value is below 256, else
     uint16 (little-endian). Base64 costs 1.33 characters per byte, against about 3 to 4
     for a JSON list of small numbers. A script decodes it with ``atob`` (see
-    receptive_field.js, ``unpack``).
+    base.js, ``unpack``).
     """
     array = np.asarray(values)
     if array.size and not np.issubdtype(array.dtype, np.integer):

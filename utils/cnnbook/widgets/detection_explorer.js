@@ -20,23 +20,6 @@ function mountDetectionExplorer(root, data) {
   var OUTLINE = "#1d1d1f";
   var GE = "\u2265";
 
-  // {dtype, b64} from _html.pack_uint -> Uint8Array or Uint16Array (little-endian).
-  function unpack(packed) {
-    var bin = atob(packed.b64);
-    var bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i += 1) {
-      bytes[i] = bin.charCodeAt(i);
-    }
-    if (packed.dtype === "uint8") {
-      return bytes;
-    }
-    var out = new Uint16Array(bytes.length / 2);
-    for (var j = 0; j < out.length; j += 1) {
-      out[j] = bytes[2 * j] | (bytes[2 * j + 1] << 8);
-    }
-    return out;
-  }
-
   var pixels = unpack(data.image); // (H, W, 3) uint8
   var anchorLevel = unpack(data.anchor_level); // positive while fg position < level
   var strictLevel = unpack(data.anchor_level_strict); // the same without the claim rule

@@ -22,23 +22,6 @@ function mountReceptiveField(root, data) {
 
   // ---------------------------------------------------------------- helpers
 
-  // {dtype, b64} from _html.pack_uint -> Uint8Array or Uint16Array (little-endian).
-  function unpack(packed) {
-    var bin = atob(packed.b64);
-    var bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i += 1) {
-      bytes[i] = bin.charCodeAt(i);
-    }
-    if (packed.dtype === "uint8") {
-      return bytes;
-    }
-    var out = new Uint16Array(bytes.length / 2);
-    for (var j = 0; j < out.length; j += 1) {
-      out[j] = bytes[2 * j] | (bytes[2 * j + 1] << 8);
-    }
-    return out;
-  }
-
   function optionIndex(key) {
     for (var c = 0; c < nOptions; c += 1) {
       if (data.options[c].key === key) {
