@@ -61,3 +61,13 @@ def check_choice(name: str, value: object, choices: tuple) -> object:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_chw(name: str, value: object) -> tuple[int, int, int]:
+    """A (C, H, W) shape: a tuple or list of three positive ints."""
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple (C, H, W), got {type(value).__name__}")
+    if len(value) != 3:
+        raise ValueError(f"{name} must be a tuple (C, H, W) of 3 ints, got {value!r}")
+    c, h, w = (check_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value))
+    return c, h, w

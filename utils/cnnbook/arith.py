@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
-from cnnbook._checks import check_bool, check_choice, check_int, check_pair
+from cnnbook._checks import check_bool, check_choice, check_chw, check_int, check_pair
 from cnnbook.layer_table import LayerReport, RFValue, _public
 
 __all__ = [
@@ -428,15 +428,6 @@ def _check_specs(specs: object) -> list[Spec]:
     return list(specs)
 
 
-def _check_chw(name: str, value: object) -> tuple[int, int, int]:
-    if not isinstance(value, (tuple, list)):
-        raise TypeError(f"{name} must be a tuple (C, H, W), got {type(value).__name__}")
-    if len(value) != 3:
-        raise ValueError(f"{name} must be a tuple (C, H, W) of 3 ints, got {value!r}")
-    C, H, W = (check_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value))
-    return C, H, W
-
-
 def analyze(specs: Sequence[Spec], input_shape: tuple[int, int, int]) -> list[LayerReport]:
     """Shape, parameters, FLOPs and receptive field after each layer of a stack.
 
@@ -450,7 +441,7 @@ def analyze(specs: Sequence[Spec], input_shape: tuple[int, int, int]) -> list[La
     be fractions of an input pixel (see the module docstring).
     """
     specs = _check_specs(specs)
-    shape = _check_chw("input_shape", input_shape)
+    shape = check_chw("input_shape", input_shape)
     axes = (_INPUT, _INPUT)
     counts: dict[str, int] = {}
     reports = []

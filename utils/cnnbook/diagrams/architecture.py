@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from cnnbook._checks import check_int
+from cnnbook._checks import check_chw, check_int
 from cnnbook.diagrams.style import FONT_SIZE, MAX_WIDTH_IN, arrow, canvas, cuboid, layer_box
 
 if TYPE_CHECKING:
@@ -68,15 +68,6 @@ def _check_model(model: object, name: str = "model") -> torch.nn.Module:
     return model
 
 
-def _check_shape(input_shape: object) -> tuple[int, int, int]:
-    if not isinstance(input_shape, (tuple, list)):
-        raise TypeError(f"input_shape must be a tuple (C, H, W), got {type(input_shape).__name__}")
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
-    C, H, W = (check_int(f"input_shape[{i}]", v, minimum=1) for i, v in enumerate(input_shape))
-    return C, H, W
-
-
 def trace_layers(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> list[Call]:
     """Every submodule call of ``model`` on a zero batch ``(1, *input_shape)``, in call order.
 
@@ -87,7 +78,7 @@ def trace_layers(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> l
     import torch
 
     model = _check_model(model)
-    shape = _check_shape(input_shape)
+    shape = check_chw("input_shape", input_shape)
     names = {id(m): n for n, m in model.named_modules()}
     calls: list[dict] = []
     open_calls: list[dict] = []
@@ -296,7 +287,7 @@ def chain_diagram(
     it. input_shape: (C, H, W); per_row: volumes per row before the chain wraps.
     """
     per_row = check_int("per_row", per_row, minimum=2)
-    shape = _check_shape(input_shape)
+    shape = check_chw("input_shape", input_shape)
     steps = _chain_steps(model, trace_layers(model, shape), shape)
     rows = math.ceil(len(steps) / per_row)
     per_row = math.ceil(len(steps) / rows)  # balance the rows
@@ -392,7 +383,7 @@ def unet_diagram(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> F
 
     if not isinstance(model, UNet):
         raise TypeError(f"model must be a cnnbook.models.unet.UNet, got {type(model).__name__}")
-    shape = _check_shape(input_shape)
+    shape = check_chw("input_shape", input_shape)
     outs = {c.name: c.out_shape for c in trace_layers(model, shape)}
     depth = len(model.down)
     dy, box_w, box_h, side = 1.05, 1.5, 0.46, 0.55

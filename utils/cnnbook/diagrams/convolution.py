@@ -23,7 +23,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 from torch.func import functional_call
 
-from cnnbook._checks import check_array, check_int
+from cnnbook._checks import check_array, check_chw, check_int
 from cnnbook.arith import Conv, Pool, analyze, conv_output_size, effective_kernel_size
 from cnnbook.diagrams.style import FONT_SIZE, arrow, canvas, cell_grid, cuboid, fill
 from cnnbook.numpy_ops import conv2d_im2col, im2col
@@ -42,15 +42,6 @@ _SMALL = FONT_SIZE - 1
 def _shape_text(shape: Sequence[int]) -> str:
     """(3, 32, 32) -> '3×32×32', the way every diagram writes a shape."""
     return "×".join(str(int(v)) for v in shape)
-
-
-def _check_chw(name: str, value: object) -> tuple[int, int, int]:
-    if not isinstance(value, (tuple, list)):
-        raise TypeError(f"{name} must be a tuple (C, H, W), got {type(value).__name__}")
-    if len(value) != 3:
-        raise ValueError(f"{name} must be a tuple (C, H, W) of 3 ints, got {value!r}")
-    c, h, w = (check_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value))
-    return c, h, w
 
 
 # ----------------------------------------------------------------------------- chapter 1
@@ -97,7 +88,7 @@ def feature_hierarchy(
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    shape = _check_chw("input_shape", input_shape)
+    shape = check_chw("input_shape", input_shape)
     if not isinstance(stages, (list, tuple)) or not 1 <= len(stages) <= 6:
         raise ValueError(f"stages must be a list of 1 to 6 child indices, got {stages!r}")
     picks = [check_int(f"stages[{i}]", s, minimum=0) for i, s in enumerate(stages)]
