@@ -318,6 +318,15 @@ REPR_RETURNING = {
     "hist",
     "fill_between",
 }
+# The book's own plotting helpers (cnnbook.viz) return the Axes they drew on.
+VIZ_RETURNING = {
+    "annotated_grid",
+    "draw_boxes",
+    "feature_maps",
+    "history_curves",
+    "image_grid",
+    "overlay",
+}
 
 
 def _ends_in_a_matplotlib_repr(source: str) -> bool:
@@ -329,12 +338,12 @@ def _ends_in_a_matplotlib_repr(source: str) -> bool:
     if not body:
         return False
     last = body[-1]
-    return (
-        isinstance(last, ast.Expr)
-        and isinstance(last.value, ast.Call)
-        and isinstance(last.value.func, ast.Attribute)
-        and last.value.func.attr in REPR_RETURNING
-    )
+    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
+        return False
+    func = last.value.func
+    if isinstance(func, ast.Name):
+        return func.id in VIZ_RETURNING
+    return isinstance(func, ast.Attribute) and func.attr in REPR_RETURNING | VIZ_RETURNING
 
 
 @pytest.mark.parametrize("path", TEACHING_NOTEBOOKS, ids=lambda p: p.name)
@@ -354,6 +363,8 @@ def test_the_repr_rule_sees_what_it_says():
     assert not _ends_in_a_matplotlib_repr('fig.suptitle("x")\nplt.show()')
     assert _ends_in_a_matplotlib_repr("ax.legend();")  # see above: ";" does not help
     assert not _ends_in_a_matplotlib_repr("model.eval()")
+    assert _ends_in_a_matplotlib_repr("history_curves(runs);")
+    assert _ends_in_a_matplotlib_repr("viz.image_grid(images)")
 
 
 def test_plot_only_cells_are_folded_in_the_published_book():

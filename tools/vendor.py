@@ -21,6 +21,7 @@ COPIES = [
     ("widgets-assets-path.js", "widgets-assets-path.js"),
     ("mathjax-hub-shim.js", "mathjax-hub-shim.js"),
     ("book.css", "book.css"),
+    ("search-summary.js", "search-summary.js"),
     ("requirejs/require.js", "requirejs/require.js"),
     ("@jupyter-widgets/html-manager/dist", "html-manager"),
     ("mathjax/es5", "mathjax"),
