@@ -89,6 +89,9 @@ def imports_in_tree(folder: Path) -> dict[str, set[str]]:
     """
     files = sorted(folder.rglob("*.py"))
     local = {p.stem for p in files} | {p.name for p in folder.rglob("*") if p.is_dir()}
+    local.add(
+        folder.name
+    )  # the nbval plugin loads as tools.nbval_cache, so siblings import as tools.x
     found: dict[str, set[str]] = {}
     for path in files:
         for name in imports_in_source(path.read_text(), str(path)):

@@ -3,8 +3,6 @@ compute (a conv layer's forward, Grad-CAM's hooks, cnnbook.attacks.fgsm)."""
 
 from __future__ import annotations
 
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -181,18 +179,3 @@ def test_fgsm_rejects_bad_arguments(x, y, epsilon, error, match):
     model, _, _ = tiny_fgsm_example()
     with pytest.raises(error, match=match):
         fgsm_diagram(model, x, y, epsilon)
-
-
-def test_diagrams_draw_fast():
-    model, x, y = tiny_fgsm_example()
-    layer = nn.Conv2d(1, 16, 7, stride=2, padding=3)
-    cnn = _small_cnn()
-    for draw in (
-        lambda: fgsm_diagram(model, x, y, 0.15),
-        lambda: feature_map_diagram(layer, torch.rand(1, 28, 28), 3),
-        lambda: grad_cam_diagram(cnn, "2", torch.rand(1, 3, 16, 16), 0),
-    ):
-        draw()  # warm-up (imports, font cache)
-        start = time.process_time()
-        draw()
-        assert time.process_time() - start < 0.5
