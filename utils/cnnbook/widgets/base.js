@@ -179,3 +179,16 @@ function unpack(packed) {
   }
   return out;
 }
+
+// x rounded to `decimals` digits, trailing zeros dropped, "-0" as "0", typographic minus:
+// the short form grid cells show.
+function shortNumber(x, decimals) {
+  var s = Number(x).toFixed(decimals);
+  if (s.indexOf(".") >= 0) {
+    s = s.replace(/0+$/, "").replace(/\.$/, "");
+  }
+  if (s === "-0") {
+    s = "0";
+  }
+  return s.replace("-", MINUS);
+}

@@ -21,14 +21,7 @@ function mountSlidingKernel(root, data) {
 
   // Grid cells: same rounding, trailing zeros dropped, typographic minus.
   function fmtCell(x) {
-    var s = fmt(x);
-    if (s.indexOf(".") >= 0) {
-      s = s.replace(/0+$/, "").replace(/\.$/, "");
-    }
-    if (s === "-0") {
-      s = "0";
-    }
-    return s.replace("-", MINUS);
+    return shortNumber(x, data.decimals);
   }
 
   function config() {

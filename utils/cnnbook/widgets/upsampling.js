@@ -16,14 +16,7 @@ function mountUpsampling(root, data) {
 
   // At most `decimals` digits after the point, trailing zeros dropped, typographic minus.
   function fmt(x) {
-    var s = Number(x).toFixed(data.decimals);
-    if (s.indexOf(".") >= 0) {
-      s = s.replace(/0+$/, "").replace(/\.$/, "");
-    }
-    if (s === "-0") {
-      s = "0";
-    }
-    return s.replace("-", MINUS);
+    return shortNumber(x, data.decimals);
   }
 
   function config() {
