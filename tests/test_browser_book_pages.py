@@ -50,18 +50,19 @@ def test_page_loads_offline_without_errors(built_book: Path, browser_context, pa
             assert raw == 0, f"{page_name}: {raw} formulas were not typeset"
         if "application/vnd.jupyter.widget-view+json" in html:  # live ipywidgets (tqdm bars)
             page.wait_for_selector(".jupyter-widgets", timeout=20_000)
-        if "cnnbook-live" in html:  # live explorers: initial figure and the run-it-live note
-            explorers = page.locator(".cnnbook-live")
-            explorers.first.wait_for(timeout=20_000)
-            for i in range(explorers.count()):
-                explorer = explorers.nth(i)
-                explorer.locator("img").first.wait_for(timeout=20_000)
-                note = explorer.locator(".cnnbook-live-note").inner_text()
-                assert "Run the notebook" in note, f"{page_name}: explorer {i} lacks the note"
+        if "cnnbook-live" in html:  # live explorers: the run-it-live note, then the figure
+            notes = page.locator("div.cell_output:has(.cnnbook-live-static)")
+            assert notes.count() >= 1, f"{page_name}: an explorer kept its widget view"
+            for i in range(notes.count()):
+                output = notes.nth(i)
+                text = output.locator(".cnnbook-live-note").inner_text()
+                assert "Run the notebook" in text and "Controls:" in text, f"{page_name}: {text}"
+                output.locator("img").first.wait_for(timeout=20_000)
         assert page.locator("h1").count() >= 1, f"{page_name}: the page shows no title"
         _screenshot(page, built_book, page_name)
         _assert_code_fits_the_column(page, page_name, width=1280)
         _assert_math_fits_a_phone(page, page_name)
+        _assert_page_weight(page, page_name)
 
 
 # Elements wider than their box, as (what, scrollWidth, clientWidth), on the current page.
@@ -89,6 +90,19 @@ def _assert_math_fits_a_phone(page, page_name: str) -> None:
             .map(e => e.textContent.slice(0, 60))"""
     )
     assert not sticking_out, f"{page_name}: formulas wider than a phone: {sticking_out[:3]}"
+
+
+PAGE_WEIGHT = 6 * 2**20  # bytes: everything one page loads, for a reader on a phone plan
+_LOADED_BYTES = """() => [...performance.getEntriesByType("navigation"),
+    ...performance.getEntriesByType("resource")].reduce((sum, e) => sum + e.decodedBodySize, 0)"""
+
+
+def _assert_page_weight(page, page_name: str) -> None:
+    """All a page loads (HTML, scripts, styles, fonts, figures) stays within 6 MB, so only
+    what a page uses is loaded: no widget manager for widgets the page does not have."""
+    page.wait_for_load_state("networkidle")
+    loaded = page.evaluate(_LOADED_BYTES)
+    assert 0 < loaded <= PAGE_WEIGHT, f"{page_name} loads {loaded / 2**20:.2f} MB"
 
 
 def test_search_finds_a_chapter_by_a_word_in_its_body(built_book: Path, browser_context):

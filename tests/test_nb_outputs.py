@@ -3,6 +3,7 @@ kernel messages as nbclient would, and a real nbval run stores what the book nee
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -116,7 +117,14 @@ _CELLS = [
     "1 + 1",
     'from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc="steps"):\n    pass',
 ]
-_PROGRESS_ONLY = ['from tqdm.auto import trange\nfor _ in trange(4, desc="epochs"):\n    pass']
+_PROGRESS_ONLY = [
+    'from tqdm.auto import trange\nfor _ in trange(4, desc="epochs"):\n    pass',
+    "import ipywidgets\nimport matplotlib.pyplot as plt\n"
+    "from cnnbook.widgets.live import explorer\n"
+    "def draw(k):\n    fig, ax = plt.subplots(figsize=(2, 2))\n    ax.set_title(f'k = {k}')\n"
+    "    return fig\n"
+    "explorer(draw, k=ipywidgets.IntSlider(value=2, min=1, max=5, description='kernel size'))",
+]
 
 
 def _notebook(path: Path, cells: list[str]) -> Path:
@@ -141,7 +149,7 @@ def test_nbval_run_stores_what_the_book_needs(tmp_path):
     cmd += ["-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), "-q"]
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr  # bad.ipynb fails, good.ipynb passes
-    assert "1 failed, 9 passed" in run.stdout, run.stdout
+    assert "1 failed, 10 passed" in run.stdout, run.stdout
 
     from jupyter_cache import get_cache
 
@@ -170,7 +178,11 @@ def test_nbval_run_stores_what_the_book_needs(tmp_path):
         "SliderStyleModel",
     }
     bars_nb = cache.get_cache_bundle(stored["bars.ipynb"].pk).nb
-    (bar_cell,) = [c for c in bars_nb.cells if c.cell_type == "code"]
+    bar_cell, explorer_cell = [c for c in bars_nb.cells if c.cell_type == "code"]
     (bar_line,) = [o["text"] for o in bar_cell.outputs]
     assert bar_line.startswith("epochs: 100% 4/4 ["), bar_line
-    assert "widgets" not in bars_nb.metadata, "no live widget: no state, no widget manager"
+    # a live explorer: its note with the controls it has, then the figure of their values
+    note, figure = (o["data"] for o in explorer_cell.outputs)
+    assert "Live explorer" in note["text/html"] and "Controls: kernel size." in note["text/html"]
+    assert base64.b64decode(figure["image/png"]).startswith(b"\x89PNG")
+    assert "widgets" not in bars_nb.metadata, "no widget view left: no widget manager"

@@ -39,7 +39,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.widget_outputs import drop_closed_widget_views, progress_bars_as_text
+from tools.widget_outputs import (
+    drop_closed_widget_views,
+    live_explorers_as_figures,
+    progress_bars_as_text,
+)
 
 CACHE_DIR = Path("_build") / ".jupyter_cache"  # under pytest's rootdir
 _READ_TIMEOUT = 60.0  # seconds to wait for a message nbval has already seen
@@ -291,6 +295,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             if out.output_type == "execute_result":
                 out.execution_count = cell.execution_count
     drop_closed_widget_views(code_cells, state)
+    live_explorers_as_figures(code_cells, state)
     state = progress_bars_as_text(code_cells, state)
     if state:
         executed.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": state}

@@ -10,7 +10,10 @@ Two kinds of widget view need no replay:
 - a finished tqdm progress bar (tqdm.auto draws an HBox of an HTML label, a progress bar
   and an HTML counter): the page shows it as the one line of text tqdm prints in a
   terminal, e.g. ``training: 100% 480/480 [00:41<00:00, 11.6it/s]``
-  (``progress_bars_as_text``).
+  (``progress_bars_as_text``);
+- a live explorer (``cnnbook.widgets.live``): with no kernel behind the page its controls
+  could move but never redraw the figure, so the page shows what they would control and
+  the figure for their initial values, as a note and an image (``live_explorers_as_figures``).
 
 What is left of the state is only what the remaining views need; a page whose views are
 all gone saves no state and loads no widget manager.
@@ -23,7 +26,12 @@ import re
 
 import nbformat
 
-__all__ = ["WIDGET_VIEW", "drop_closed_widget_views", "progress_bars_as_text"]
+__all__ = [
+    "WIDGET_VIEW",
+    "drop_closed_widget_views",
+    "live_explorers_as_figures",
+    "progress_bars_as_text",
+]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MAX_LINE = 78  # characters: a code block of the text column shows about 80
@@ -58,6 +66,48 @@ def _progress_line(model_id: str, models: dict) -> str | None:
     text = " ".join(html.unescape(str(m["state"].get("value", ""))) for m in (label, counter))
     text = re.sub(r"\s+", " ", text.replace("\u2007", " ")).strip()
     return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
+
+
+def _explorer_note(model_id: str, models: dict) -> str | None:
+    """The HTML note of a live explorer's VBox (header text, then its controls), or None."""
+    box = models.get(model_id, {}).get("state", {})
+    if "cnnbook-live" not in box.get("_dom_classes", []):
+        return None
+    children = [
+        models.get(m, {}).get("state", {})
+        for m in _REFERENCE.findall(" ".join(box.get("children", [])))
+    ]
+    header, controls = (children + [{}, {}])[:2]  # the explorer's note, then its controls
+    names = [
+        html.escape(str(models.get(m, {}).get("state", {}).get("description", "")).strip())
+        for m in _REFERENCE.findall(" ".join(controls.get("children", [])))
+    ]
+    shown = ", ".join(n for n in names if n)
+    listed = f" <i>Controls: {shown}.</i>" if shown else ""
+    return f'<p class="cnnbook-live-note">{header.get("value", "")}{listed}</p>'
+
+
+def live_explorers_as_figures(cells: list, state: dict | None) -> None:
+    """Replace each live explorer's view by its note (HTML) and its current figure (PNG).
+
+    ``LiveExplorer``'s display bundle carries the PNG next to the widget view; the widget
+    state gives the note and the controls' descriptions. Other widget views stay.
+    """
+    models = (state or {}).get("state", {})
+    for cell in cells:
+        outputs = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            model_id = data.get(WIDGET_VIEW, {}).get("model_id")
+            note = _explorer_note(model_id, models) if model_id else None
+            if note is None or "image/png" not in data:
+                outputs.append(out)
+                continue
+            box = f'<div class="cnnbook-live cnnbook-live-static">{note}</div>'
+            outputs.append(nbformat.v4.new_output("display_data", {"text/html": box}))
+            figure = {"image/png": data["image/png"], "text/plain": data.get("text/plain", "")}
+            outputs.append(nbformat.v4.new_output("display_data", figure))
+        cell.outputs = outputs
 
 
 def _reachable(roots: set[str], models: dict) -> set[str]:
