@@ -422,3 +422,27 @@ def test_every_chapter_draws_explanatory_diagrams():
             assert len(alt) > 20, f"{path.name}: a diagram cell without its own alt text"
         total += len(drawing)
     assert total >= 25, f"only {total} diagrams in the chapters"
+
+
+FIGSIZE = re.compile(r"figsize=\(\s*([0-9.]+)\s*,")
+
+
+def test_figures_fit_the_text_column():
+    """A figure wider than the 688 px text column shrinks on the page, and its labels with it
+    (issue 17): literal figure widths in chapters and the library are at most 6.8 in."""
+    from cnnbook.diagrams.style import MAX_WIDTH_IN
+
+    sources = [
+        (p.name, c.source)
+        for p in TEACHING_NOTEBOOKS + [ROOT / "intro.ipynb"]
+        for c in nbformat.read(p, as_version=4).cells
+        if c.cell_type == "code"
+    ]
+    sources += [(p.name, p.read_text()) for p in (ROOT / "utils").rglob("*.py")]
+    wide = [
+        (name, float(m.group(1)))
+        for name, text in sources
+        for m in FIGSIZE.finditer(text)
+        if float(m.group(1)) > MAX_WIDTH_IN
+    ]
+    assert not wide, f"figures wider than the text column: {wide}"

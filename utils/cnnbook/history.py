@@ -69,12 +69,13 @@ class History:
     def plot(self, ax: Sequence | None = None) -> Sequence:
         """Loss (left) and accuracy (right) per epoch, train and validation.
 
-        ax: two matplotlib Axes, or None for a new 9x3.5 inch figure. Returns the Axes.
+        ax: two matplotlib Axes, or None for a new figure as wide as the text column (6.8 in).
+        Returns the Axes.
         """
         if ax is None:
             import matplotlib.pyplot as plt  # here: importing pyplot picks a backend
 
-            _, ax = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
+            _, ax = plt.subplots(1, 2, figsize=(6.8, 3.2), layout="constrained")  # column width
         if len(ax) != 2:
             raise ValueError(f"ax must be two Axes (loss, accuracy), got {len(ax)}")
         epochs = np.arange(1, len(self) + 1)

@@ -29,7 +29,7 @@ class LivePlot:
     def __init__(self) -> None:
         from matplotlib.figure import Figure
 
-        self.fig = Figure(figsize=(9, 3.5), layout="constrained")
+        self.fig = Figure(figsize=(6.8, 3.2), layout="constrained")  # the text column
         self.axes = self.fig.subplots(1, 2)
         self.handle = None
 

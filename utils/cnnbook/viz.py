@@ -24,6 +24,7 @@ from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
 from cnnbook._checks import check_array, check_bool, check_int
+from cnnbook.diagrams.style import MAX_WIDTH_IN
 from cnnbook.photos import photo_as_float, to_gray
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
@@ -146,7 +147,8 @@ def image_grid(
 
     Each image is (H, W), (H, W, 3) or channels-first (1 or 3, H, W), numbers in [0, 1]
     or uint8; grey images use ``cmap``, vmin and vmax. titles: one per image. ncols:
-    panels per row (default: all in one row, at most 8). size: inches per panel.
+    panels per row (default: all in one row, at most 8). size: inches per panel, at most:
+    panels shrink so that the grid fits the text column (``MAX_WIDTH_IN``).
     Returns the (rows, cols) array of Axes; unused panels are hidden.
     """
     if isinstance(images, np.ndarray) or hasattr(images, "detach"):
@@ -162,6 +164,7 @@ def image_grid(
     if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
         raise ValueError(f"size must be a positive number of inches, got {size!r}")
     nrows = math.ceil(len(pictures) / ncols)
+    size = min(size, MAX_WIDTH_IN / ncols)
     fig, axes = plt.subplots(
         nrows,
         ncols,
@@ -252,10 +255,12 @@ def overlay(
     else:
         shown = ax.imshow(heat, cmap=cmap or "inferno", alpha=alpha, vmin=0, vmax=top)
     if colorbar:
-        ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="attribution")
+        bar = ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+        bar.set_label("attribution", fontsize="small")
+        bar.ax.tick_params(labelsize="small")
     ax.set_axis_off()
     if title is not None:
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")  # panels share a 6.8 in column
     return ax
 
 
@@ -276,7 +281,7 @@ def history_curves(histories: object, ax: Sequence[Axes] | None = None) -> Seque
 
     histories: one History from ``fit`` (or a dict with train_loss, train_acc, val_loss,
     val_acc lists), or a mapping {run name: history} to compare runs, one colour each.
-    ax: two Axes, or None for a new 10 x 3.6 inch figure. Returns the two Axes.
+    ax: two Axes, or None for a new figure as wide as the text column. Returns the two Axes.
     """
     one_run = not isinstance(histories, Mapping) or "train_loss" in histories
     runs = {"": histories} if one_run else histories
@@ -286,7 +291,7 @@ def history_curves(histories: object, ax: Sequence[Axes] | None = None) -> Seque
         raise ValueError(f"histories can compare at most {len(OKABE_ITO)} runs, got {len(runs)}")
     curves = {name: _curves(name, run) for name, run in runs.items()}
     if ax is None:
-        _, ax = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+        _, ax = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.2), layout="constrained")
     if len(ax) != 2 or not all(isinstance(a, Axes) for a in ax):
         raise ValueError("ax must be two matplotlib Axes (loss, accuracy)")
     for (name, run), colour in zip(curves.items(), OKABE_ITO, strict=False):

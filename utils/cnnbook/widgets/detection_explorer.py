@@ -315,7 +315,7 @@ class DetectionExplorer(StaticFallback):
         st, nt = self.k_score / self.steps, self.k_nms / self.steps
         match = self.matching(fg, bg)
         trace = self.nms_trace(st, nt)
-        figure = Figure(figsize=(7.2, 4.0))
+        figure = Figure(figsize=(6.8, 3.8))
         figure.suptitle(self.title, fontsize=10, weight="bold", x=0.02, ha="left")
         axes = [figure.add_axes((0.02 + 0.5 * k, 0.16, 0.46, 0.7)) for k in range(2)]
         for ax in axes:
