@@ -54,6 +54,17 @@ def test_pages_load_scripts_from_the_book_not_from_cdns(built_book: Path):
             assert "_static/vendor/html-manager/embed-amd.js" in html
 
 
+def test_pages_leave_out_the_themes_icon_script(built_book: Path):
+    """tools/templates/layout.html turns pydata-sphinx-theme's 1.5 MB fontawesome.js into an
+    inert block; the theme's stylesheet still draws the icons with the web fonts."""
+    css = next((built_book / "_static" / "styles").glob("pydata-sphinx-theme.css")).read_text()
+    assert "Font Awesome" in css and ".fa-github" in css, "the theme's CSS no longer has icons"
+    for page in built_book.rglob("*.html"):
+        html = page.read_text()
+        loads = re.search(r'<script src="[^"]*scripts/fontawesome\.js', html)
+        assert not loads, f"{page.relative_to(built_book)} loads fontawesome.js"
+
+
 def test_launch_buttons_point_at_the_notebook(built_book: Path):
     url = _config()["repository"]["url"].rstrip("/")
     owner_repo = url.split("github.com/")[1]

@@ -105,6 +105,23 @@ def _assert_page_weight(page, page_name: str) -> None:
     assert 0 < loaded <= PAGE_WEIGHT, f"{page_name} loads {loaded / 2**20:.2f} MB"
 
 
+def test_header_icons_show_without_the_icon_script(built_book: Path, browser_context):
+    """The navigation icons are drawn by the Font Awesome web fonts of the theme's CSS
+    (tools/templates/layout.html leaves out fontawesome.js)."""
+    with checked_book_page(browser_context, built_book, Path(f"{CHAPTERS[0]}.html")) as page:
+        page.evaluate("document.fonts.ready")
+        icons = page.evaluate(
+            """() => [...document.querySelectorAll("i.fa-bars, i.fa-github, i.fa-download")]
+                .map(i => [i.className, getComputedStyle(i, "::before").content,
+                           getComputedStyle(i).fontFamily, i.getBoundingClientRect().width])"""
+        )
+        assert len(icons) >= 3, f"expected the menu, repository and download icons: {icons}"
+        for name, glyph, font, width in icons:
+            assert glyph not in ("none", "normal", '""'), f"{name}: no glyph"
+            assert "Font Awesome" in font and width > 0, f"{name}: {font}, {width} px wide"
+        assert page.evaluate("document.fonts.check('900 16px \"Font Awesome 6 Free\"')")
+
+
 def test_search_finds_a_chapter_by_a_word_in_its_body(built_book: Path, browser_context):
     with checked_book_page(browser_context, built_book, Path("search.html")) as page:
         page.goto(page.url.split("?")[0] + "?q=dilation")
