@@ -10,16 +10,20 @@ done, padded and hatched cells are on screen too.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from browser_utils import (
     THEMES,
     background_luminance,
+    checked_book_page,
     contrast_ratio,
     low_contrast_texts,
     ready_widget,
     relative_luminance,
+    skip_unless_in_book,
     widget_page,
     write_page,
 )
@@ -51,6 +55,16 @@ WIDGETS = (
 MIN_CONTRAST = 4.5
 DARK_PANEL = 0.2
 LIGHT_PANEL = 0.8
+# the chapter page that shows each widget in the built book
+BOOK_PAGES = {
+    "sliding-kernel": "02_convolution_operation.html",
+    "conv-arithmetic": "03_conv_arithmetic.html",
+    "receptive-field": "04_receptive_fields.html",
+    "draw-digit": "07_lenet.html",
+    "attribution-explorer": "13_attribution.html",
+    "detection-explorer": "15_object_detection.html",
+    "upsampling": "16_segmentation.html",
+}
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +169,31 @@ def test_write_page_marks_the_theme_and_refuses_unknown_ones(tmp_path):
     ).read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="theme"):
         write_page(tmp_path / "c", [], theme="sepia")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", WIDGETS)
+def test_widgets_in_the_dark_book(built_book, browser_context, name):
+    """In the book's dark mode the theme puts no light card behind a widget's output and
+    leaves a widget's photo as it is (tools/static/book.css); the widget itself is dark."""
+    path = Path("chapters") / BOOK_PAGES[name]
+    skip_unless_in_book(built_book, path)
+    with checked_book_page(browser_context, built_book, path) as page:
+        page.evaluate("document.documentElement.setAttribute('data-theme', 'dark')")
+        roots = page.locator(f'[data-widget="{name}"]')
+        assert roots.count() >= 1
+        for k in range(roots.count()):
+            root = roots.nth(k)
+            root.scroll_into_view_if_needed()
+            assert background_luminance(root) < DARK_PANEL
+            wrapper = root.evaluate(
+                "r => [getComputedStyle(r.parentElement).backgroundColor,"
+                " getComputedStyle(r.parentElement).paddingTop]"
+            )
+            assert wrapper == ["rgba(0, 0, 0, 0)", "0px"], wrapper
+            assert not low_contrast_texts(root, MIN_CONTRAST)
+            for img in root.locator("img").all():
+                style = img.evaluate(
+                    "e => [getComputedStyle(e).filter, getComputedStyle(e).paddingTop]"
+                )
+                assert style[0] in ("none", "grayscale(1)") and style[1] == "0px", style
