@@ -10,6 +10,7 @@ done, padded and hatched cells are on screen too.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from cnnbook.models.lenet import LeNet
 from cnnbook.photos import sample_photo
 from cnnbook.scenes import make_scenes
 from cnnbook.widgets import ConvArithmetic, ReceptiveField, SlidingKernel
+from cnnbook.widgets._html import read_asset
 from cnnbook.widgets.attribution_explorer import AttributionExplorer
 from cnnbook.widgets.detection_explorer import DetectionExplorer
 from cnnbook.widgets.draw_digit import DrawDigit
@@ -55,6 +57,15 @@ WIDGETS = (
 MIN_CONTRAST = 4.5
 DARK_PANEL = 0.2
 LIGHT_PANEL = 0.8
+# The colours a widget's .css may write out: data colours, the same in both themes (viridis
+# yellow, its hatch and purple; the viridis overlap counts and the white text on the dark
+# ones; MNIST's black canvas, the grey bars; the receptive field's frame, its dark edge and
+# the sky-blue effective field). Every other colour is chrome: a property of base.css.
+DATA_COLOURS = {
+    "#fde725", "#f3d500", "#fdf08a", "#440154",
+    "#b5de2b", "#6ece58", "#35b779", "#26828e", "#3b528b", "#482878", "#ffffff",
+    "#000000", "#8a8a93", "#1d1d1f", "#56b4e9",
+}  # fmt: skip
 # the chapter page that shows each widget in the built book
 BOOK_PAGES = {
     "sliding-kernel": "02_convolution_operation.html",
@@ -150,6 +161,16 @@ def test_a_theme_switch_redraws_the_canvas_chrome(browser_context, tmp_path, ele
             "document.body.removeAttribute('data-jp-theme-light')"
         )
         assert abs(canvas_mean(root, '[data-role="output-map"]') - light) < 1
+
+
+def test_widget_css_writes_out_data_colours_only():
+    for name in sorted({w.replace("-", "_") for w in WIDGETS}):
+        css = re.sub(r"/\*.*?\*/", "", read_asset(f"{name}.css"), flags=re.DOTALL)
+        colours = {c.lower() for c in re.findall(r"#[0-9a-fA-F]{3,8}\b", css)}
+        assert colours <= DATA_COLOURS, f"{name}.css: chrome colours {colours - DATA_COLOURS}"
+        # translucent: the dimming around a field, a red tint over a too-large kernel
+        for colour in re.findall(r"rgba?\([^)]*\)", css):
+            assert colour.startswith(("rgba(0, 0, 0,", "rgba(178, 24, 43,")), (name, colour)
 
 
 def test_contrast_follows_wcag():
