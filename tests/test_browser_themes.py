@@ -5,7 +5,10 @@ each visible text keeps a WCAG contrast of at least 4.5 against what is behind i
 canvas that draws chrome redraws in the new colours when the theme switches.
 
 One bare page holds all seven widgets, a few of them stepped forward so that the current,
-done, padded and hatched cells are on screen too.
+done, padded and hatched cells are on screen too. The built book's chapter pages are
+checked in dark mode as well (skipped without a build), and the widgets' .css files are
+held to data colours only, so that every chrome colour stays a themed property of
+base.css. JupyterLab's real dark theme: tests/test_browser_jupyterlab.py.
 """
 
 from __future__ import annotations
