@@ -15,7 +15,8 @@ Headless Chromium:
   on the build machines and no network beyond 127.0.0.1.
 - ``PageRecorder``: records every request, console error and page error of a page;
   ``assert_clean()`` fails on any of them.
-- ``write_page(directory, fragments)``: a bare HTML page holding widget HTML strings.
+- ``write_page(directory, fragments, theme=...)``: a bare HTML page holding widget HTML
+  strings, light or marked dark as the book's theme or JupyterLab marks it (``THEMES``).
 - ``checked_page(context, site, path)``: serve and open a page; at the end of the block
   fail on any error or request outside 127.0.0.1 (``PageRecorder``).
 - ``widget_page(context, directory, fragments)``: ``write_page`` + ``checked_page``, and
@@ -26,6 +27,13 @@ Headless Chromium:
 - ``ready_widget(page, selector)``: the first widget matching ``selector`` once its script
   has started, and its JSON payload.
 - ``widget_data(root)``: the JSON payload of a widget on a page (a Playwright locator).
+
+Colours (WCAG 2 definitions):
+- ``relative_luminance(rgb)``, ``contrast_ratio(a, b)``.
+- ``background_luminance(root)``: relative luminance of an element's own background.
+- ``low_contrast_texts(root, minimum)``: every visible text inside ``root`` whose contrast
+  against its effective background (the first non-transparent one up the tree, every
+  colour of a gradient) is below ``minimum``.
 
 Usage::
 
@@ -183,12 +191,32 @@ def launch_chromium(playwright, user_data_dir: Path):
     )
 
 
-def write_page(directory: Path, fragments: list[str], title: str = "widget test") -> Path:
-    """Write ``directory/index.html``: a bare page with the HTML ``fragments`` in order."""
+# How a page says which theme it shows: (attributes of <html>, attributes of <body>).
+# "book-dark" is pydata-sphinx-theme's dark mode, "jupyterlab-dark" JupyterLab's dark theme;
+# the widgets follow both (base.css).
+THEMES = {
+    "light": ("", ""),
+    "book-dark": (' data-theme="dark"', ""),
+    "jupyterlab-dark": ("", ' data-jp-theme-light="false"'),
+}
+
+
+def write_page(
+    directory: Path, fragments: list[str], title: str = "widget test", theme: str = "light"
+) -> Path:
+    """Write ``directory/index.html``: a bare page with the HTML ``fragments`` in order.
+
+    theme: a key of ``THEMES``: the page marks itself dark as the book or JupyterLab does.
+    """
+    if theme not in THEMES:
+        raise ValueError(f"theme must be one of {sorted(THEMES)}, got {theme!r}")
+    html_attrs, body_attrs = THEMES[theme]
     directory.mkdir(parents=True, exist_ok=True)
     page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title></head><body>\n" + "\n".join(fragments) + "\n</body></html>\n"
+        f'<!doctype html><html lang="en"{html_attrs}><head><meta charset="utf-8">'
+        f"<title>{title}</title></head><body{body_attrs}>\n"
+        + "\n".join(fragments)
+        + "\n</body></html>\n"
     )
     path = directory / "index.html"
     path.write_text(page, encoding="utf-8")
@@ -301,14 +329,18 @@ def checked_page(
 
 @contextlib.contextmanager
 def widget_page(
-    context: BrowserContext, directory: Path, fragments: list[str], title: str = "widget test"
+    context: BrowserContext,
+    directory: Path,
+    fragments: list[str],
+    title: str = "widget test",
+    theme: str = "light",
 ) -> Iterator[Page]:
     """``checked_page`` on a bare page of widget HTML ``fragments`` (see ``write_page``).
 
     Also fails if a name of the widget scripts became a page global: each widget's
     script runs in its own function scope.
     """
-    write_page(directory, fragments, title)
+    write_page(directory, fragments, title, theme)
     with checked_page(context, directory) as page:
         yield page
         leaked = page.evaluate("names => names.filter(n => n in window)", widget_globals())
@@ -320,3 +352,108 @@ def checked_book_page(
 ) -> contextlib.AbstractContextManager[Page]:
     """``checked_page`` on ``path`` of the built book; only the theme's known errors pass."""
     return checked_page(context, book, path.as_posix(), known_errors=KNOWN_BOOK_ERRORS)
+
+
+# ----------------------------------------------------------------------------- colours
+
+
+def relative_luminance(rgb: tuple[float, float, float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour given as 0-255 channels."""
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise ValueError(f"rgb must be three channels in [0, 255], got {rgb!r}")
+
+    def linear(c: float) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours, from 1 (same) to 21 (black on white)."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+# Colours in the browser: every computed colour reads "rgb(r, g, b)" or "rgba(r, g, b, a)".
+# For each visible text (an element with text of its own, a menu showing its choice, but
+# not a disabled control: WCAG exempts those) it returns the text colour and the
+# background colours behind it: up the tree to the first opaque background colour, with
+# every colour of a gradient on the way (hatching) as a candidate of its own and
+# translucent layers composited, so the caller can take the worst case.
+_TEXT_COLOURS_JS = """
+root => {
+  const parse = s => {
+    const m = s.match(/rgba?\\(([^)]*)\\)/);
+    if (!m) { return null; }
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, below) => [0, 1, 2].map(i => top[3] * top[i] + (1 - top[3]) * below[i]);
+  const backgrounds = node => {
+    const layers = [];
+    for (let n = node; n; n = n.parentElement) {
+      const style = getComputedStyle(n);
+      const stops = (style.backgroundImage.match(/rgba?\\([^)]*\\)/g) || []).map(parse);
+      const colour = parse(style.backgroundColor);
+      if (stops.length) { layers.push({stops: stops}); }
+      if (colour && colour[3] > 0) { layers.push({stops: [colour]}); }
+      if (colour && colour[3] >= 1) { break; }
+    }
+    // composite from the bottom layer up, every stop of every layer a case of its own
+    let cases = [[255, 255, 255]];
+    for (let i = layers.length - 1; i >= 0; i -= 1) {
+      const next = [];
+      layers[i].stops.forEach(s => cases.forEach(c => next.push(over(s, c))));
+      cases = next;
+    }
+    return cases;
+  };
+  const out = [];
+  root.querySelectorAll("*").forEach(node => {
+    const own = Array.from(node.childNodes).some(
+      c => c.nodeType === Node.TEXT_NODE && c.textContent.trim());
+    if (!(own || node.tagName === "SELECT") || node.closest("[disabled], option, script, style")) {
+      return;
+    }
+    const style = getComputedStyle(node);
+    if (!node.getClientRects().length || style.visibility !== "visible") { return; }
+    const bgs = backgrounds(node);
+    const fg = parse(style.color);
+    out.push({
+      text: (node.tagName === "SELECT" ? node.value : node.textContent).trim().slice(0, 40),
+      tag: node.tagName.toLowerCase(),
+      cls: node.className && node.className.baseVal === undefined ? node.className : "",
+      fg: bgs.map(b => over(fg, b)),
+      bgs: bgs,
+    });
+  });
+  return out;
+}
+"""
+
+
+def background_luminance(root: Locator) -> float:
+    """Relative luminance of the background colour ``root`` paints itself (must be opaque)."""
+    colour = root.evaluate("r => getComputedStyle(r).backgroundColor")
+    channels = [float(v) for v in re.findall(r"[\d.]+", colour)]
+    assert len(channels) == 3 or channels[3] == 1, f"background is not opaque: {colour}"
+    return relative_luminance(tuple(channels[:3]))
+
+
+def low_contrast_texts(root: Locator, minimum: float = 4.5) -> list[str]:
+    """Every visible text inside ``root`` below ``minimum`` contrast against what is behind
+    it (the worst case over every background colour found, see ``_TEXT_COLOURS_JS``), as
+    readable lines; empty when all pass. Also fails if ``root`` holds no text at all."""
+    texts = root.evaluate(_TEXT_COLOURS_JS)
+    assert texts, "no visible text found"
+    failures = []
+    for item in texts:
+        worst = min(contrast_ratio(fg, bg) for fg, bg in zip(item["fg"], item["bgs"], strict=True))
+        if worst < minimum:
+            failures.append(
+                f"{worst:.2f}: <{item['tag']} class={item['cls']!r}> {item['text']!r} "
+                f"fg {item['fg'][0]} on {item['bgs']}"
+            )
+    return failures

@@ -11,6 +11,9 @@ Screenshots of the top and the end are left in the test's tmp folder and in /tmp
 
 A second test does the same with a real chapter as a reader downloads it: chapter 2
 (the sliding kernel) executed top to bottom and saved, unsigned.
+
+A third opens the small notebook signed (trusted: the widgets' scripts run) in JupyterLab's
+dark theme and checks that the widgets follow it (issue 17): a dark panel and readable text.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_utils import background_luminance, low_contrast_texts
 
 pytestmark = pytest.mark.browser
 
@@ -57,8 +61,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _executed_notebook(path: Path) -> None:
-    """Run CELLS with nbclient and save the notebook with its outputs, unsigned."""
+def _executed_notebook(path: Path, trusted_in: Path | None = None) -> None:
+    """Run CELLS with nbclient and save the notebook with its outputs, unsigned; or signed
+    in the trust database of the Jupyter data directory ``trusted_in``."""
     from nbclient import NotebookClient
 
     nb = nbformat.v4.new_notebook()
@@ -69,15 +74,23 @@ def _executed_notebook(path: Path) -> None:
         "language": "python",
     }
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    nbformat.write(nb, path)  # nbformat.write does not sign: the notebook is untrusted
+    if trusted_in is not None:
+        from nbformat.sign import NotebookNotary
+
+        trusted_in.mkdir(parents=True, exist_ok=True)
+        NotebookNotary(data_dir=str(trusted_in)).sign(nb)
+    nbformat.write(nb, path)  # nbformat.write does not sign: untrusted unless signed above
 
 
-def _lab_settings(directory: Path) -> None:
-    """Render every cell (no virtual scrolling) and ask no news question over the page."""
+def _lab_settings(directory: Path, dark: bool = False) -> None:
+    """Render every cell (no virtual scrolling) and ask no news question over the page;
+    dark: in the theme "JupyterLab Dark"."""
     settings = {
         "notebook-extension/tracker": {"windowingMode": "none"},
         "apputils-extension/notification": {"fetchNews": "false"},
     }
+    if dark:
+        settings["apputils-extension/themes"] = {"theme": "JupyterLab Dark"}
     for name, value in settings.items():
         target = directory / "@jupyterlab" / f"{name}.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,10 +98,13 @@ def _lab_settings(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def jupyterlab(root: Path, home: Path) -> Iterator[str]:
-    """A JupyterLab server on 127.0.0.1 serving ``root``; yields its base URL with token."""
+def jupyterlab(root: Path, home: Path, dark: bool = False) -> Iterator[str]:
+    """A JupyterLab server on 127.0.0.1 serving ``root``; yields its base URL with token.
+
+    Its Jupyter data directory (trust database) is ``home / "data"``; dark: the dark theme.
+    """
     port, token = _free_port(), secrets.token_hex(16)
-    _lab_settings(home / "settings")
+    _lab_settings(home / "settings", dark)
     env = dict(
         os.environ,
         JUPYTER_CONFIG_DIR=str(home / "config"),
@@ -214,3 +230,27 @@ def test_untrusted_executed_chapter_shows_its_widgets_as_pictures(browser_contex
         )
         shown = "\n".join(page.locator(".jp-OutputArea").all_inner_texts())
         assert "SlidingKernel(" not in shown and "VBox(" not in shown, "a widget shows as text"
+
+
+def test_trusted_widgets_follow_the_dark_theme(browser_context, tmp_path):
+    if shutil.which("jupyter-lab", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("JupyterLab is not installed in this environment")
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    home = tmp_path / "jupyter"
+    _executed_notebook(root / "widgets.ipynb", trusted_in=home / "data")
+    with jupyterlab(root, home, dark=True) as url:
+        page = browser_context.new_page()
+        page.goto(url.format(path="widgets.ipynb"))
+        roots = page.locator('.jp-OutputArea-output [data-ready="true"]')
+        roots.nth(2).wait_for(timeout=60_000)  # the three kernel-free widgets ran
+        assert page.locator("body").get_attribute("data-jp-theme-light") == "false"
+        page.screenshot(path=str(tmp_path / "jupyterlab-dark.png"))
+        shutil.copyfile(
+            tmp_path / "jupyterlab-dark.png", SCREENSHOT.with_name("cnnbook-jupyterlab-dark.png")
+        )
+        for i in range(roots.count()):
+            root_i = roots.nth(i)
+            root_i.scroll_into_view_if_needed()
+            assert background_luminance(root_i) < 0.2, f"widget {i} is not dark"
+            assert not low_contrast_texts(root_i), f"widget {i} has text below 4.5:1"

@@ -192,3 +192,31 @@ function shortNumber(x, decimals) {
   }
   return s.replace("-", MINUS);
 }
+
+// The value of a colour property of base.css (say "--cnnbook-text") as it applies to
+// `root` now, for canvas drawings of chrome; `fallback` where the property is unset.
+// Read at draw time, so a redraw after a theme switch follows the theme.
+function themeColour(root, name, fallback) {
+  var value = window.getComputedStyle(root).getPropertyValue(name).trim();
+  return value || fallback;
+}
+
+// Call `redraw` whenever the page switches between light and dark: the book's theme sets
+// data-theme on <html>, JupyterLab data-jp-theme-light on <body> (see base.css). Stops
+// watching once `root` has left the page.
+function onThemeChange(root, redraw) {
+  if (typeof MutationObserver !== "function") {
+    return;
+  }
+  var observer = new MutationObserver(function () {
+    if (!root.isConnected) {
+      observer.disconnect();
+      return;
+    }
+    redraw();
+  });
+  observer.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+  if (document.body) {
+    observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
+  }
+}

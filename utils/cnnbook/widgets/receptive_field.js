@@ -286,7 +286,7 @@ function mountReceptiveField(root, data) {
     var ctx = canvas.getContext("2d");
     var D = canvas.width;
     ctx.clearRect(0, 0, D, D);
-    ctx.fillStyle = "#ffffff";
+    ctx.fillStyle = themeColour(root, "--cnnbook-bg", "#ffffff"); // the panel's own colour
     ctx.fillRect(0, 0, D, D);
     ctx.globalAlpha = 0.35; // the scene faintly behind the units, for orientation
     ctx.imageSmoothingEnabled = false;
@@ -294,7 +294,7 @@ function mountReceptiveField(root, data) {
     ctx.globalAlpha = 1;
     var cell = D / info.out;
     if (cell >= 5) {
-      ctx.strokeStyle = "rgba(40, 40, 48, 0.45)";
+      ctx.strokeStyle = themeColour(root, "--cnnbook-grid-line", "rgba(40, 40, 48, 0.45)");
       ctx.lineWidth = 1;
       ctx.beginPath();
       for (var i = 0; i <= info.out; i += 1) {
@@ -509,4 +509,5 @@ function mountReceptiveField(root, data) {
 
   setSlots(data.layers);
   update();
+  onThemeChange(root, renderUnit); // the output map's canvas takes the panel's colours
 }
