@@ -30,7 +30,7 @@ from cnnbook.models.inception import InceptionModule, conv_unit
 from cnnbook.models.lenet import LeNet
 from cnnbook.models.mobilenet import DepthwiseSeparable, InvertedResidual
 from cnnbook.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
-from cnnbook.models.se import SqueezeExcitation
+from cnnbook.models.se import SpatialAttention, SqueezeExcitation
 from cnnbook.models.vgg import CONFIGS, VGG, make_features, vgg11, vgg16
 from cnnbook.models.weights import load_by_position
 
@@ -334,6 +334,25 @@ def test_squeeze_excitation():
         theirs.fc2.bias.copy_(se.fc2.bias)
         assert torch.allclose(se(x), theirs(x), atol=1e-5)
     assert SqueezeExcitation(8, reduction=16).fc1.out_features == 1
+
+
+def test_spatial_attention_gates_positions_from_channel_mean_and_max():
+    sa = randomise(SpatialAttention(kernel_size=5))
+    assert n_params(sa) == 2 * 5 * 5 + 1 == n_params(SpatialAttention(5))
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        pooled = torch.stack([x.mean(1), x.max(1).values], dim=1)  # (2, 2, 7, 9)
+        gate = torch.sigmoid(F.conv2d(pooled, sa.conv.weight, sa.conv.bias, padding=2))
+        assert torch.allclose(sa(x), x * gate, atol=1e-6)
+        assert sa.gate(x).shape == (2, 1, 7, 9)
+    shuffled = x[:, torch.randperm(6)]  # the gate ignores the order of the channels
+    with torch.no_grad():
+        assert torch.allclose(sa.gate(shuffled), sa.gate(x), atol=1e-6)
+    for bad in (4, 0):
+        with pytest.raises(ValueError, match="kernel_size"):
+            SpatialAttention(bad)
+    with pytest.raises(TypeError, match="kernel_size"):
+        SpatialAttention(3.0)
 
 
 def test_convnext_block_matches_torchvision_and_starts_near_identity():

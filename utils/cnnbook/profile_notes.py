@@ -29,7 +29,11 @@ FULL_RUNS: dict[int, str] = {
     6: "trains the NumPy network for 30 epochs instead of 15",
     7: "trains LeNet for 10 epochs on MNIST and 20 on Fashion-MNIST (quick: 2 and 4)",
     8: "evaluates on 10,000 test images instead of 2,000",
-    9: "trains each architecture for 400 steps on 20,000 images (quick: 50 on 4,000)",
+    9: (
+        "trains each architecture for 400 steps on 20,000 images (quick: 50 on 4,000), and "
+        "the attention and scaling comparisons for 400 steps with 5 seeds each (quick: 80 "
+        "steps, 3 seeds with attention and 1 for scaling)"
+    ),
     10: (
         "trains the real ResNet-9 (width 64) for 24 epochs on all 50,000 training images and "
         "tests on 10,000, aiming at 94% test accuracy (quick: width 12, 3 epochs on 10,240 "

@@ -11,6 +11,9 @@ block computes one weight per channel from the image itself:
 It adds ``2 * C^2 / r + C / r + C`` parameters (r = 16 in the paper) and almost no
 computation, and fits after any block (in SE-ResNet, on the residual branch before the
 addition).
+
+``SpatialAttention`` is the complementary gate of CBAM (Woo et al., 2018): one weight per
+*position* instead of per channel, computed from the channel-wise mean and maximum.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torch import nn
 
 from cnnbook._checks import check_int
 
-__all__ = ["SqueezeExcitation"]
+__all__ = ["SpatialAttention", "SqueezeExcitation"]
 
 
 class SqueezeExcitation(nn.Module):
@@ -46,3 +49,28 @@ class SqueezeExcitation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gates(x)  # scale: broadcast over H and W
+
+
+class SpatialAttention(nn.Module):
+    """x: (N, C, H, W) -> x * gate, gate: (N, 1, H, W) in (0, 1); CBAM's spatial gate.
+
+    At every pixel the mean and the maximum over the channels give a (N, 2, H, W) map; one
+    ``kernel_size`` x ``kernel_size`` convolution (with "same" padding) turns it into one
+    logit per position, and a sigmoid into the gate that multiplies every channel there.
+    It has ``2 * kernel_size**2 + 1`` parameters, whatever C is.
+    """
+
+    def __init__(self, kernel_size: int = 7):
+        super().__init__()
+        kernel_size = check_int("kernel_size", kernel_size, minimum=1)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (for same padding), got {kernel_size}")
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The position weights. x: (N, C, H, W) -> (N, 1, H, W)."""
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.conv(pooled))  # (N, 2, H, W) -> (N, 1, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)  # broadcast over the channels
