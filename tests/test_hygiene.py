@@ -449,15 +449,11 @@ def test_figures_fit_the_text_column():
 
 
 def test_figures_are_sharp_on_high_density_screens():
-    """Every teaching notebook that draws asks the inline backend for twice the pixels
-    ("retina" PNG, shown at its size in inches) or, for photos, JPEG at 150 dpi."""
+    """Every teaching notebook that draws calls cnnbook.viz.book_figures in its setup: text
+    sizes for the column, and retina PNG (or JPEG at 150 dpi for photos)."""
     for path in TEACHING_NOTEBOOKS:
         code = "\n".join(
             c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
         )
-        if "plt." not in code:
-            continue
-        sharp = 'figure_formats = ["retina"]' in code or (
-            'figure_formats = ["jpeg"]' in code and 'rcParams["figure.dpi"] = 150' in code
-        )
-        assert sharp, f"{path.name}: set %config InlineBackend.figure_formats in its setup cell"
+        if "plt." in code:
+            assert "book_figures(" in code, f"{path.name}: call book_figures() in its setup cell"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -252,3 +254,30 @@ def test_draw_boxes_rejects_bad_arguments():
 def test_palettes_are_distinct_valid_colours():
     for palette, n in ((OKABE_ITO, 7), (TOL_MUTED, 10)):
         assert len(set(palette)) == n and all(matplotlib.colors.is_color_like(c) for c in palette)
+
+
+def test_book_figures_sets_column_text_sizes_and_sharp_inline_figures():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from cnnbook.viz import BOOK_TEXT_SIZES, book_figures
+
+    with plt.rc_context():
+        book_figures()  # outside IPython: text sizes only
+        assert all(plt.rcParams[k] == v for k, v in BOOK_TEXT_SIZES.items())
+        shell = InteractiveShell.instance()
+        try:
+            book_figures()
+            fig, _ = plt.subplots(figsize=(2, 1), dpi=100)
+            data, meta = shell.display_formatter.format(fig)
+            shown = meta["image/png"]["width"]  # the figure's size (tight box: a few px more)
+            assert 190 <= shown <= 230, shown
+            png_width = int.from_bytes(base64.b64decode(data["image/png"])[16:20], "big")
+            assert abs(png_width - 2 * shown) <= 1, "twice the pixels of its shown width"
+            book_figures(photos=True)
+            data, _ = shell.display_formatter.format(fig)
+            assert "image/jpeg" in data and plt.rcParams["figure.dpi"] == 150
+            plt.close(fig)
+        finally:
+            InteractiveShell.clear_instance()
+    with pytest.raises((TypeError, ValueError), match="photos"):
+        book_figures(photos="yes")

@@ -7,6 +7,8 @@
 - ``overlay``: a heat map (attribution, activation) over a photo.
 - ``history_curves``: loss and accuracy per epoch of one or several training runs.
 - ``draw_boxes``: xyxy boxes on an image axis, in the pixel-centre convention of imshow.
+- ``book_figures``: text sizes for the 6.8 in text column and sharp inline figures; every
+  chapter's setup cell calls it.
 
 Every function draws on a given Axes (or makes a new figure) and returns what it drew on,
 so a chapter can add titles or marks afterwards. Colormaps are colour-blind safe.
@@ -33,6 +35,40 @@ OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "
 TOL_MUTED = tuple(
     "#332288 #88CCEE #44AA99 #117733 #999933 #DDCC77 #CC6677 #882255 #AA4499 #555555".split()
 )
+
+
+# Text sizes (points) for figures as wide as the text column: a 6.8 in figure fills the
+# 688 px column, so 8 pt is about 11 screen pixels, and four panels' titles fit side by side.
+BOOK_TEXT_SIZES = {
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "figure.titlesize": 11,
+}
+
+
+def book_figures(*, photos: bool = False) -> None:
+    """Figures for the book's text column (``MAX_WIDTH_IN``), sharp on any screen.
+
+    Sets ``BOOK_TEXT_SIZES`` in matplotlib's rcParams and, in IPython, the inline figure
+    format: "retina" PNG (twice the pixels, shown at the figure's size), or with
+    ``photos=True`` JPEG at 150 dpi, which keeps pages of photographs light.
+    """
+    check_bool("photos", photos)
+    plt.rcParams.update(BOOK_TEXT_SIZES)
+    from IPython import get_ipython  # here: the library also runs outside IPython
+
+    if get_ipython() is None:
+        return
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    if photos:
+        plt.rcParams["figure.dpi"] = 150
+        set_matplotlib_formats("jpeg")
+    else:
+        set_matplotlib_formats("retina")
 
 
 def _axes(ax: object, figsize: tuple[float, float]) -> Axes:
