@@ -281,3 +281,24 @@ def test_book_figures_sets_column_text_sizes_and_sharp_inline_figures():
             InteractiveShell.clear_instance()
     with pytest.raises((TypeError, ValueError), match="photos"):
         book_figures(photos="yes")
+
+
+def test_show_photos_displays_a_jpeg_at_twice_the_pixels(monkeypatch):
+    from IPython import display as ipython_display
+
+    from cnnbook.viz import show_photos
+
+    shown = []
+    monkeypatch.setattr(ipython_display, "display", lambda obj: shown.append(obj))
+    fig, ax = plt.subplots(figsize=(2, 1), dpi=100)
+    ax.imshow(np.random.default_rng(0).random((20, 40, 3)))
+    show_photos(fig)
+    (image,) = shown
+    assert image.format == "jpeg" and image.data[:2] == b"\xff\xd8"
+    assert 180 <= image.width <= 230, "shown at the figure's size"
+    assert not plt.fignum_exists(fig.number), "closed: no second copy below the cell"
+    with pytest.raises(TypeError, match="fig"):
+        show_photos("figure")
+    with pytest.raises(ValueError, match="quality"):
+        show_photos(plt.figure(), quality=100)
+    plt.close("all")
