@@ -108,6 +108,7 @@ bench: install
 	$(PY) benchmarks/resnet_throughput.py
 	$(PY) benchmarks/time_to_accuracy.py
 	PYTHONPATH=utils $(PY) benchmarks/draw_digit_speed.py
+	$(PY) benchmarks/library_speed.py
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 	    PYTHONPATH=utils $(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS); \
 	else \

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -227,15 +226,12 @@ def test_chapter_configuration_fits_the_budgets(photos, one_thread):
     torch.manual_seed(0)
     net = torchvision.models.mobilenet_v2(weights=None).eval()
     chosen = {name: sample_photo(name) for name in ("chelsea", "coffee", "astronaut")}
-    start = time.perf_counter()
+    # its build time is measured by benchmarks/library_speed.py, not asserted here
     fig = AttributionExplorer(net, chosen, ["features.18", "features.13", "features.6"])
     html = fig.to_html()
-    elapsed = time.perf_counter() - start
-    print(f"chapter-sized explorer: {elapsed:.2f} s, data {len(json_for_script(fig.data)):,} B")
     assert len(json_for_script(fig.data)) <= MAX_PAYLOAD_BYTES
     assert len(html) <= 700_000, f"{len(html):,} characters of HTML"
     assert fig.data["layers"][0]["shape"] == [1280, 7, 7]
-    assert elapsed < 30, f"building took {elapsed:.1f} s (the chapter's budget is 3 s unloaded)"
 
 
 def test_payload_over_the_budget_is_refused(model):

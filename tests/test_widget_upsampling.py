@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 import warnings
 
 import numpy as np
@@ -185,13 +184,9 @@ def test_ones_kernels_and_fewer_choices():
 # ----------------------------------------------------------------------------- the HTML
 
 
-def test_html_is_self_contained_small_and_quick():
-    start = time.perf_counter()
-    fig = UpsamplingExplorer()
-    html = fig.to_html()
-    elapsed = time.perf_counter() - start
-    print(f"UpsamplingExplorer: {elapsed:.2f} s, {len(html) / 1000:.0f} kB of HTML")
-    assert elapsed < 3, f"building took {elapsed:.1f} s; the chapter budget is 3 s"
+def test_html_is_self_contained_and_small():
+    # its build time is measured by benchmarks/library_speed.py, not asserted here
+    html = UpsamplingExplorer().to_html()
     assert_self_contained(html, "upsampling", "mountUpsampling")
     assert len(html) < 300_000
     assert read_asset("upsampling.js") in widget_script(html)
