@@ -61,6 +61,8 @@ def test_page_loads_offline_without_errors(built_book: Path, browser_context, pa
         assert page.locator("h1").count() >= 1, f"{page_name}: the page shows no title"
         _screenshot(page, built_book, page_name)
         _assert_code_fits_the_column(page, page_name, width=1280)
+        if "These outputs come from the" in html:
+            _assert_profile_note_wraps(page, page_name)
         _assert_math_fits_a_phone(page, page_name)
         _assert_page_weight(page, page_name)
 
@@ -76,6 +78,27 @@ def _assert_code_fits_the_column(page, page_name: str, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 900})
     wide = page.evaluate(_OVERFLOWING, "div.cell_input pre")
     assert not wide, f"{page_name}: code blocks scroll sideways at {width} px: {wide[:3]}"
+
+
+_PROFILE_NOTE = """() => {
+    const e = [...document.querySelectorAll("div.cell_output p, div.cell_output pre")]
+        .find(e => e.textContent.includes("These outputs come from the"));
+    if (!e) return null;
+    return [e.tagName, e.scrollWidth, e.clientWidth,
+            e.getBoundingClientRect().right, window.innerWidth];
+}"""
+
+
+def _assert_profile_note_wraps(page, page_name: str) -> None:
+    """The sentence saying which profile made the page is a paragraph that wraps to the
+    column on a desktop and a phone (printed, it ran 2,561 px wide, mostly out of view)."""
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        note = page.evaluate(_PROFILE_NOTE)
+        assert note, f"{page_name}: no profile note"
+        tag, scroll_width, client_width, right, screen = note
+        assert tag == "P", f"{page_name}: the profile note is a {tag}, not a paragraph"
+        assert scroll_width <= client_width + 1 and right <= screen + 1, (page_name, width, note)
 
 
 def _assert_math_fits_a_phone(page, page_name: str) -> None:

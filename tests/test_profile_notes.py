@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from cnnbook import profile_notes
-from cnnbook.profile_notes import FULL_RUNS, page_note
+from cnnbook.profile_notes import FULL_RUNS, page_note, show_page_note
 
 CHAPTERS = sorted(Path(__file__).resolve().parent.parent.glob("chapters/[0-9][0-9]_*.ipynb"))
 
@@ -43,7 +43,7 @@ def test_every_chapter_prints_its_own_note():
     assert len(CHAPTERS) == len(FULL_RUNS) == 18
     for path in CHAPTERS:
         number = int(path.name[:2])
-        assert f"print(page_note({number}))" in _code(path), f"{path.name} prints no page note"
+        assert f"show_page_note({number})" in _code(path), f"{path.name} shows no page note"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name[:2])
@@ -77,3 +77,23 @@ def test_page_note_names_the_profile_and_the_missing_gpu_result(monkeypatch):
 def test_page_note_rejects_a_chapter_that_does_not_exist(value, error):
     with pytest.raises(error, match="chapter"):
         page_note(value)
+
+
+def test_show_page_note_gives_notebooks_a_paragraph_and_terminals_the_sentence(monkeypatch, capsys):
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("CNNBOOK_PROFILE", "quick")
+    show_page_note(10)  # outside IPython: printed
+    assert capsys.readouterr().out == page_note(10) + "\n"
+    shell = InteractiveShell.instance()
+    try:
+        shell.display_pub = CapturingDisplayPublisher()
+        show_page_note(10)
+        (shown,) = shell.display_pub.outputs
+    finally:
+        InteractiveShell.clear_instance()
+    assert shown["data"]["text/plain"] == page_note(10)
+    assert shown["data"]["text/markdown"] == f"**About these outputs.** {page_note(10)}"
+    with pytest.raises(ValueError, match="chapter"):
+        show_page_note(19)

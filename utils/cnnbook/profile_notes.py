@@ -3,7 +3,9 @@
 The published book is executed with the ``quick`` profile on a 2-core CPU without
 internet. A reader looking at a training curve or an accuracy needs to know that, and what
 the ``full`` profile (``CNNBOOK_PROFILE=full``, the default on a GPU) runs and reaches.
-``page_note(chapter)`` says it in one sentence under the setup cell's ``describe()`` line.
+``page_note(chapter)`` says it in one sentence; ``show_page_note(chapter)`` shows that
+sentence under the setup cell's ``describe()`` line as a paragraph, which wraps to the
+text column (a printed line of 250 characters ran off the side of the page).
 
 ``FULL_RUNS`` holds, per chapter, what the full profile changes; each number in it is
 checked against the chapter's own ``by_profile(quick=..., full=...)`` calls by a test, so
@@ -16,7 +18,7 @@ from __future__ import annotations
 from cnnbook._checks import check_int
 from cnnbook.runtime import device, is_offline, profile
 
-__all__ = ["FULL_RUNS", "GPU_RESULTS", "page_note"]
+__all__ = ["FULL_RUNS", "GPU_RESULTS", "page_note", "show_page_note"]
 
 _SAME = "runs the same cells: nothing in this chapter depends on the profile"
 
@@ -81,3 +83,22 @@ def page_note(chapter: int) -> str:
         f"These outputs come from the quick profile ({where}), small runs that finish in "
         f"seconds. The full profile {FULL_RUNS[chapter]}; its result: {measured}."
     )
+
+
+def show_page_note(chapter: int) -> None:
+    """Show ``page_note(chapter)`` as a paragraph in a notebook, or print it elsewhere.
+
+    The output carries Markdown (Jupyter, Colab and the book render it as wrapped text,
+    headed "About these outputs.") and the plain sentence for text-only front ends.
+    chapter: the chapter's number (1-18).
+    """
+    note = page_note(chapter)
+    from IPython import get_ipython  # here: the library also runs outside IPython
+
+    if get_ipython() is None:
+        print(note)
+        return
+    from IPython.display import display
+
+    bundle = {"text/markdown": f"**About these outputs.** {note}", "text/plain": note}
+    display(bundle, raw=True)

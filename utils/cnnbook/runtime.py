@@ -131,10 +131,13 @@ def is_offline(timeout: float = 2.0) -> bool:
 
 
 def describe() -> str:
-    """One line for the top of a notebook: profile, device, versions, and how to switch."""
+    """Two short lines for the top of a notebook: profile, device, versions; how to switch.
+
+    Short enough for the book's text column (about 80 characters of code font).
+    """
     active = profile()
     other = "full" if active == "quick" else "quick"
     return (
         f"cnnbook profile: {active} | device: {device()} | torch {torch.__version__} | "
-        f"threads: {torch.get_num_threads()}  (switch with CNNBOOK_PROFILE={other})"
+        f"threads: {torch.get_num_threads()}\n(switch with CNNBOOK_PROFILE={other})"
     )
