@@ -52,7 +52,7 @@ def test_a_slow_notebook_is_stopped_and_recorded_as_timeout(tmp_path):
     ]
     path = tmp_path / "99_slow.ipynb"
     nbformat.write(nb, path)
-    row = gpu_check.run_chapter(path, seconds=15, env=dict(gpu_check.os.environ))
+    row = gpu_check.run_chapter(path, seconds=6, env=dict(gpu_check.os.environ))
     assert row["status"] == "timeout" and row["seconds"] < 60, row
 
 
