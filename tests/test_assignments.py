@@ -56,18 +56,29 @@ def test_unbalanced_markers_are_errors(source):
         make_assignments.student_version(_notebook(source))
 
 
+@pytest.fixture(scope="module")
+def student_versions(tmp_path_factory) -> dict[str, tuple]:
+    """Each notebook's student version (and how many solutions it cleared), graded as an
+    untouched submission by make grade's own code, two kernels at a time."""
+    folder = tmp_path_factory.mktemp("assignments") / "untouched"
+    folder.mkdir()
+    made = {}
+    for path in NOTEBOOKS:
+        made[path.name] = make_assignments.student_version(nbformat.read(path, as_version=4))
+        nbformat.write(made[path.name][0], folder / path.name)
+    submissions = [folder / p.name for p in NOTEBOOKS]
+    graded = grade_assignments.grade_all(submissions, jobs=2)
+    return {p.name: (*made[p.name], results) for p, results, _ in graded}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_student_version_fails_its_checks_with_not_implemented(path: Path, tmp_path: Path):
-    student, cleared = make_assignments.student_version(nbformat.read(path, as_version=4))
+def test_student_version_fails_its_checks_with_not_implemented(student_versions, path: Path):
+    student, cleared, results = student_versions[path.name]
     text = "\n".join(c.source for c in student.cells)
     assert cleared >= 3, f"{path.name}: expected at least 3 marked solutions"
     for marker in make_assignments.SOLUTION + make_assignments.HIDDEN:
         assert marker not in text, f"{path.name}: {marker!r} left in the student version"
-
-    submission = tmp_path / "untouched" / path.name  # graded by make grade's own code
-    submission.parent.mkdir()
-    nbformat.write(student, submission)
-    results, _ = grade_assignments.grade(submission, path)
+    assert not isinstance(results, Exception), f"{path.name}: {results}"
     assert len(results) >= 3 and sum(r.points for r in results) == 0
     other = [f"{r.exercise}: {r.error}" for r in results if "NotImplementedError" not in r.error]
     assert not other, f"{path.name}: should fail only with NotImplementedError: {other}"

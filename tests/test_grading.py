@@ -151,6 +151,7 @@ def graded(tmp_path_factory):
     argv = [*map(str, [*paths.values(), broken]), "--chapter", str(chapter)]
     argv += ["--students", str(students), "--private-tests", str(private), "--timeout", "15"]
     argv += ["--csv", str(tmp / "grades.csv"), "--answers", str(tmp / "answers.md")]
+    argv += ["--jobs", "2"]  # two kernels at once; the output keeps the files' order
     return tmp, argv
 
 
@@ -179,6 +180,7 @@ def test_output_contract_and_exit_status(output):
     assert {f[0] for f in lines} == {"PASS", "FAIL", "TOTAL", "ERROR"}
     totals = {f[1]: f[3] for f in lines if f[0] == "TOTAL"}
     assert totals == {"alice": "5/6", "bob": "0/6", "carol": "0/6"}
+    assert [f[1] for f in lines if f[0] == "TOTAL"] == ["alice", "bob", "carol"], "file order"
     with (tmp / "grades.csv").open() as handle:
         rows = {r["student"]: r for r in csv.DictReader(handle)}
     assert set(rows) == {"alice", "bob", "carol"}
@@ -259,13 +261,31 @@ def test_calling_the_reference_fails_in_make_grade(tmp_path: Path):
         ].error
 
 
+@pytest.fixture(scope="module")
+def teacher_grades(tmp_path_factory) -> dict[str, list]:
+    """Every chapter's own notebook graded as a submission, two kernels at a time."""
+    folder = tmp_path_factory.mktemp("grades") / "teacher"
+    folder.mkdir()
+    for path in CHAPTERS:
+        (folder / path.name).write_bytes(path.read_bytes())
+    graded = grader.grade_all([folder / p.name for p in CHAPTERS], jobs=2)
+    return {path.name: results for path, results, _ in graded}
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
-def test_teacher_version_gets_full_marks(tmp_path: Path, path: Path):
+def test_teacher_version_gets_full_marks(teacher_grades, path: Path):
     """Every exercise runs right after the setup, as tools/EXERCISES.md requires, and passes."""
-    submission = tmp_path / "teacher" / path.name
-    submission.parent.mkdir()
-    submission.write_bytes(path.read_bytes())
-    results, _ = grader.grade(submission)
+    results = teacher_grades[path.name]
+    assert not isinstance(results, Exception), f"{path.name}: {results}"
     failed = [f"{r.exercise}: {r.error}" for r in results if not r.passed]
     assert not failed, f"{path.name}: " + "; ".join(failed)
     assert sum(r.points for r in results) == sum(r.max_points for r in results) > 0
+
+
+@pytest.mark.parametrize(("jobs", "error"), [(0, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_grade_all_refuses_a_bad_number_of_jobs(jobs, error):
+    with pytest.raises(error, match="jobs"):
+        list(grader.grade_all([], jobs=jobs))
+    if error is ValueError:
+        with pytest.raises(SystemExit):
+            grader.main(["x.ipynb", "--jobs", str(jobs)])
