@@ -329,6 +329,7 @@ def grade_all(
 
     Yields, in the order given, ``(path, results, answers)``, or ``(path, error, {})``
     for a file that could not be graded. ``students``: {resolved path: student name}.
+    A bad ``jobs`` is refused at the call, before any grading.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int):
         raise TypeError(f"jobs must be an int, got {type(jobs).__name__}")
@@ -348,12 +349,14 @@ def grade_all(
             return path, exc, {}
         return path, found, answers
 
-    if jobs == 1:
-        yield from map(one, submissions)
-        return
-    # threads are enough: each grade waits on its own kernel process
+    return map(one, submissions) if jobs == 1 else _in_threads(one, submissions, jobs)
+
+
+def _in_threads(func, items: Iterable, jobs: int) -> Iterator:
+    """``map(func, items)`` with ``jobs`` threads, results in the order of ``items``.
+    Threads are enough: each grade waits on its own kernel process."""
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(one, submissions)
+        yield from pool.map(func, items)
 
 
 def read_students(path: Path) -> dict[str, str]:
@@ -406,20 +409,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--private-tests", type=Path, help="folder with the course's NN.py")
     parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     students = read_students(args.students) if args.students else {}
     results: list[Result] = []
     written: list[tuple[str, str, str, str]] = []
     status = 0
-    graded = grade_all(
-        args.submissions,
-        args.chapter,
-        students=students,
-        timeout=args.timeout,
-        private_tests=args.private_tests,
-        jobs=args.jobs,
-    )
+    try:
+        graded = grade_all(
+            args.submissions,
+            args.chapter,
+            students=students,
+            timeout=args.timeout,
+            private_tests=args.private_tests,
+            jobs=args.jobs,
+        )
+    except ValueError as exc:  # --jobs below 1
+        parser.error(f"--{exc}")
     for path, found, answers in graded:
         if isinstance(found, SubmissionError):
             print(f"ERROR\t{path}\t{found}", flush=True)
